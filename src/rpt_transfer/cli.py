@@ -1,0 +1,145 @@
+"""The `rpt-transfer` command. Thin: parse, call, print; user errors become one line and exit 2."""
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from rpt_transfer.errors import RptError, SpecError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
+job_app = typer.Typer(no_args_is_help=True, help="Run one job of a plan (what every executor calls).")
+benchmarks_app = typer.Typer(no_args_is_help=True, help="The benchmark registry.")
+app.add_typer(job_app, name="job")
+app.add_typer(benchmarks_app, name="benchmarks")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False)
+
+StudyArg = Annotated[Path, typer.Argument(help="Study spec (YAML).", show_default=False)]
+
+
+@app.command()
+def validate(study_file: StudyArg) -> None:
+    """Check a study without running anything: every field, benchmark, model reference and the store."""
+    from rpt_transfer.runner import load_and_resolve
+
+    try:
+        loaded = load_and_resolve(study_file, check_store=True, write=False)
+    except SpecError as error:
+        for line in error.problems:
+            err.print(f"error: {line}", markup=False)
+        raise typer.Exit(2) from None
+    for warning in loaded.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    study = loaded.study
+    out.print(
+        f"{study_file}: ok ({study.kind}, {len(study.models)} models, {len(loaded.benchmarks)} benchmarks; "
+        f"store {loaded.settings.store_uri})",
+        markup=False,
+    )
+
+
+@app.command()
+def plan(
+    study_file: StudyArg,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the Argo withParam payload.")] = False,
+    kind: Annotated[str | None, typer.Option(help="With --json: only this stage's list of items.")] = None,
+) -> None:
+    """Print the study's job DAG and its counts (jobs, prompts, samples)."""
+    from rpt_transfer.plan import STAGES
+    from rpt_transfer.runner import load_and_resolve
+
+    loaded = load_and_resolve(study_file, check_store=False)
+    the_plan = loaded.plan()
+    if as_json:
+        payload = the_plan.fanout()
+        if kind is not None:
+            if kind not in STAGES:
+                raise RptError(f"--kind {kind!r}: accepted: {', '.join(STAGES)}")
+            payload = payload["stages"][kind]
+        sys.stdout.write(json.dumps(payload, indent=1) + "\n")
+        return
+    table = Table(title=f"plan of study {the_plan.study}", show_lines=False)
+    for column in ("kind", "job", "what", "needs"):
+        table.add_column(column)
+    for job in the_plan.jobs:
+        what = " × ".join(str(job.context[k]) for k in ("model", "benchmark") if k in job.context)
+        if job.kind == "generate":
+            shard = job.inputs["shard"]
+            what += f" (shard {shard['index'] + 1}/{shard['count']}, {job.context['items']} items)"
+        table.add_row(job.kind, job.id, what or job.context.get("study", ""), ", ".join(job.deps) or "-")
+    out.print(table)
+    counts = the_plan.counts()
+    out.print(", ".join(f"{counts[k]} {k}" for k in (*STAGES, "jobs", "prompts", "samples")))
+
+
+@app.command()
+def run(
+    study_file: StudyArg,
+    workers: Annotated[int, typer.Option(min=1, help="Jobs run at once.")] = 2,
+) -> None:
+    """Plan the study and run every job not yet done, in dependency order; then say where the results are."""
+    from rpt_transfer.runner import run_study
+
+    result = run_study(study_file, workers=workers, console=err)
+    out.print(result.summary)
+    for line in result.pointers:
+        out.print(line, markup=False)
+    if result.failed:
+        raise typer.Exit(1)
+
+
+@job_app.command("run")
+def job_run(
+    job_id: Annotated[str, typer.Argument(help="Job id from the plan.", show_default=False)],
+    plan_uri: Annotated[
+        str, typer.Option("--plan", help="plan.json: a path or a store URI.", show_default=False)
+    ],
+) -> None:
+    """Run one job; exits at once when its manifest already exists."""
+    from rpt_transfer.jobs import run_job
+    from rpt_transfer.runner import read_plan
+
+    manifest = run_job(read_plan(plan_uri), job_id)
+    err.print(
+        f"job {job_id}: " + ("already done" if manifest is None else f"done, {len(manifest.objects)} objects")
+    )
+
+
+@benchmarks_app.command("list")
+def benchmarks_list() -> None:
+    """Benchmarks and suites the registry knows (registry data only, no datasets loaded)."""
+    from rpt_transfer.benchmarks import ALL_BENCHMARKS, SUITES
+
+    table = Table()
+    for column in ("name", "domain", "version", "scorer", "items", "description"):
+        table.add_column(column)
+    for bench in ALL_BENCHMARKS:
+        table.add_row(
+            bench.name, bench.domain, bench.version, bench.scorer, str(bench.size()), bench.description
+        )
+    out.print(table)
+    for suite, members in SUITES.items():
+        out.print(f"suite {suite}: {', '.join(members)}", markup=False)
+
+
+def main() -> None:
+    """Entry point: one line and exit 2 for user errors, 130 on Ctrl-C; anything else is a bug."""
+    command = typer.main.get_command(app)
+    try:
+        code = command.main(standalone_mode=False)
+    except click.ClickException as error:  # usage errors: click's own message names the option
+        error.show()
+        raise SystemExit(error.exit_code) from None
+    except RptError as error:
+        err.print(f"error: {error}", markup=False)
+        raise SystemExit(2) from None
+    except (KeyboardInterrupt, click.Abort):
+        err.print("interrupted", markup=False)
+        raise SystemExit(130) from None
+    raise SystemExit(code if isinstance(code, int) else 0)

@@ -1,0 +1,54 @@
+"""Generation backends behind one protocol; heavy libraries load only with the backend that needs them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from rpt_transfer.errors import RptError
+from rpt_transfer.generation.base import (
+    GenerationBackend,
+    GenRequest,
+    GenResult,
+    PromptMode,
+    SamplingParams,
+)
+from rpt_transfer.generation.fake import FakeBackend
+
+__all__ = [
+    "BACKENDS",
+    "FakeBackend",
+    "GenRequest",
+    "GenResult",
+    "GenerationBackend",
+    "PromptMode",
+    "SamplingParams",
+    "load_backend",
+]
+
+
+def _load_hf(**kwargs: Any) -> GenerationBackend:
+    """HF transformers on CPU or one GPU (imports torch and transformers now, not before)."""
+    try:
+        from rpt_transfer.generation.hf import HFBackend
+    except ImportError as err:  # a slim install without torch: say which package is missing
+        raise RptError(
+            f"the 'hf' backend needs torch and transformers ({err}); pip install rpt-transfer"
+        ) from err
+    return HFBackend(**kwargs)
+
+
+def _load_fake(**kwargs: Any) -> GenerationBackend:
+    """Scripted completions for tests."""
+    return FakeBackend(**kwargs)
+
+
+BACKENDS: dict[str, Callable[..., GenerationBackend]] = {"fake": _load_fake, "hf": _load_hf}
+"""Backend name → loader; each loader imports its backend's libraries only when called."""
+
+
+def load_backend(name: str, **kwargs: Any) -> GenerationBackend:
+    """Build the backend called `name` with its keyword arguments (e.g. `model_path`, `prompt_mode`)."""
+    if name not in BACKENDS:
+        raise RptError(f"unknown generation backend {name!r}; accepted: {', '.join(sorted(BACKENDS))}")
+    return BACKENDS[name](**kwargs)

@@ -1,0 +1,36 @@
+"""Job kinds: what `rpt-transfer job run` does for each. One runner for every executor."""
+
+import importlib
+from collections.abc import Callable
+
+from rpt_transfer.errors import JobError
+from rpt_transfer.jobs.context import JobContext
+from rpt_transfer.jobs.progress import Progress
+from rpt_transfer.plan import Plan
+from rpt_transfer.store import Manifest, Store
+
+_MODULES = {
+    "pretrain": "rpt_transfer.jobs.pretrain",
+    "generate": "rpt_transfer.jobs.generate",
+    "score": "rpt_transfer.jobs.score",
+    "aggregate": "rpt_transfer.jobs.aggregate",
+}
+
+
+def run_job(plan: Plan, job_id: str) -> Manifest | None:
+    """Run one job of the plan; None when its manifest already exists (nothing to do)."""
+    job = plan.job(job_id)
+    store = Store.from_uri(plan.store)
+    if store.is_done(job.key):
+        return None
+    missing = [dep for dep in (plan.job(d) for d in job.deps) if not store.is_done(dep.key)]
+    if missing:
+        names = ", ".join(f"{dep.kind} {dep.id}" for dep in missing)
+        raise JobError(
+            f"job {job.id} ({job.kind}) needs {names} first; `rpt-transfer run` runs jobs in order"
+        )
+    runner: Callable[[JobContext], Manifest] = importlib.import_module(_MODULES[job.kind]).run
+    return runner(JobContext(plan=plan, job=job, store=store, progress=Progress(f"{job.kind} {job.id}")))
+
+
+__all__ = ["JobContext", "run_job"]

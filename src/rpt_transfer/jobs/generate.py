@@ -1,0 +1,76 @@
+"""Generate job: one model on one shard of one benchmark, n samples per item, rows to Parquet."""
+
+from rpt_transfer import benchmarks
+from rpt_transfer.benchmarks import BenchmarkSpec
+from rpt_transfer.errors import JobError
+from rpt_transfer.generation import GenRequest, SamplingParams, load_backend
+from rpt_transfer.hashing import canonical_json, sha256_hex, short_hash
+from rpt_transfer.jobs.context import JobContext
+from rpt_transfer.jobs.models import local_model_dir
+from rpt_transfer.jobs.rows import GENERATION_SCHEMA, to_parquet
+from rpt_transfer.store import Manifest
+
+PART = "part-00000.parquet"
+
+
+def benchmark_for(identity: dict) -> BenchmarkSpec:
+    """The registry's benchmark, refusing a plan made for another version of it."""
+    bench = benchmarks.get_benchmark(identity["name"])
+    if bench.identity() != identity:
+        raise JobError(
+            f"benchmark {bench.name}: the plan was made for {canonical_json(identity)} but this installation "
+            f"has {canonical_json(bench.identity())}; re-plan the study with this version of rpt-transfer"
+        )
+    return bench
+
+
+def item_seed(base_seed: int, item_id: str) -> int:
+    """Per-item seed: the same item gets the same samples in any shard or batch."""
+    return int(short_hash([base_seed, item_id], length=8), 16) & 0x7FFFFFFF
+
+
+def run(ctx: JobContext) -> Manifest:
+    """Generate completions for this shard and commit them."""
+    inputs, context = ctx.job.inputs, ctx.job.context
+    bench = benchmark_for(inputs["benchmark"])
+    shard = inputs["shard"]
+    items = bench.items(inputs["limit"])[shard["start"] : shard["stop"]]
+    params = SamplingParams.model_validate(inputs["sampling"])
+    requests = [
+        GenRequest(
+            item.id, [{"role": "user", "content": bench.render_prompt(item)}], item_seed(params.seed, item.id)
+        )
+        for item in items
+    ]
+    model_dir = local_model_dir(inputs["model"], ctx.plan, ctx.store)
+    backend = load_backend(
+        inputs["backend"],
+        model_path=model_dir,
+        prompt_mode=inputs["prompt_mode"],
+        batch_size=context.get("batch_size", 16),
+    )
+    ctx.progress.start(len(requests) * params.n, f"generate {context['model']} × {bench.name}")
+    results = backend.generate(requests, params, on_progress=ctx.progress.advance)
+    model_ref = canonical_json(inputs["model"])
+    rows = [
+        {
+            "study": context["study"],
+            "job": ctx.job.id,
+            "model": context["model"],
+            "model_ref": model_ref,
+            "benchmark": bench.name,
+            "item_id": r.request_id,
+            "sample_index": r.sample_index,
+            "prompt_hash": sha256_hex(r.prompt_text.encode())[:16],
+            "prompt": r.prompt_text,
+            "completion": r.completion,
+            "finish_reason": r.finish_reason,
+            "prompt_tokens": r.prompt_tokens,
+            "completion_tokens": r.completion_tokens,
+            "error": r.error,
+        }
+        for r in results
+    ]
+    with ctx.begin() as writer:
+        writer.put_bytes(PART, to_parquet(rows, GENERATION_SCHEMA))
+        return writer.commit()

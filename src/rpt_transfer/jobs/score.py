@@ -1,0 +1,115 @@
+"""Score job: every sample of one model on one benchmark, checked by the benchmark's verifier.
+
+Scoring is separate from generation so a fixed scorer re-scores without a GPU. A sample the verifier
+cannot handle becomes a row with a reason; the job fails only when too many do.
+"""
+
+import pandas as pd
+import pyarrow as pa
+
+from rpt_transfer.analysis.tables import accuracy_table
+from rpt_transfer.errors import JobError
+from rpt_transfer.jobs.context import JobContext
+from rpt_transfer.jobs.generate import PART, benchmark_for
+from rpt_transfer.jobs.rows import SCORE_SCHEMA, from_parquet, to_parquet
+from rpt_transfer.scoring import Verdict, get_scorer
+from rpt_transfer.store import Manifest
+
+MAX_SCORER_ERROR_RATE = 0.05
+SUMMARY_METRICS = ("accuracy", "n_items", "n_samples", "truncated_rate", "no_answer_rate", "error_rate")
+
+
+def read_generations(ctx: JobContext) -> pa.Table:
+    """All shards' generation rows, each part verified against its manifest."""
+    tables = []
+    for dep in ctx.dep_jobs():
+        manifest = ctx.store.manifest(dep.key)
+        assert manifest is not None  # run_job checked every dependency is done
+        tables += [from_parquet(ctx.store.read_object(dep.key, obj.name)) for obj in manifest.objects]
+    return pa.concat_tables(tables)
+
+
+def _verdict(verify, row: dict, reference: str) -> Verdict:
+    if row["error"] is not None:
+        return Verdict(0.0, None, "generation_error", row["error"])
+    try:
+        return verify(row["completion"], reference)
+    except Exception as err:  # one bad sample must not lose the others; the rate check below bounds it
+        return Verdict(0.0, None, "scorer_error", f"{type(err).__name__}: {err}")
+
+
+def score_rows(ctx: JobContext) -> list[dict]:
+    """Score rows for every generated sample of this job's model and benchmark."""
+    bench = benchmark_for(ctx.job.inputs["benchmark"])
+    verify, _ = get_scorer(bench.scorer)
+    references = {item.id: item.reference for item in bench.items()}
+    generations = read_generations(ctx).to_pylist()
+    ctx.progress.start(len(generations), f"score {ctx.job.context['model']} × {bench.name}")
+    rows = []
+    for row in generations:
+        verdict = _verdict(verify, row, references[row["item_id"]])
+        generation_job = row.pop("job")
+        row.pop("prompt")
+        rows.append(
+            {
+                **row,
+                "generation_job": generation_job,
+                "job": ctx.job.id,
+                "benchmark_domain": bench.domain,
+                "scorer": bench.scorer,
+                **verdict._asdict(),
+            }
+        )
+        ctx.progress.advance()
+    failed = sum(row["reason"] == "scorer_error" for row in rows)
+    if rows and failed / len(rows) > MAX_SCORER_ERROR_RATE:
+        example = next(row["explanation"] for row in rows if row["reason"] == "scorer_error")
+        raise JobError(
+            f"scorer {bench.scorer} failed on {failed}/{len(rows)} samples of {bench.name}: {example}"
+        )
+    return rows
+
+
+def summarise(rows: list[dict]) -> dict[str, float]:
+    """Accuracy (mean over items of the per-item mean over samples) and the rates worth watching."""
+    (cell,) = accuracy_table(pd.DataFrame(rows)).to_dict("records")
+    return {name: float(cell[name]) for name in SUMMARY_METRICS}
+
+
+def track(ctx: JobContext, metrics: dict[str, float]) -> None:
+    """Mirror this (model, benchmark) result into MLflow under the study's parent run (idempotent)."""
+    tracker = ctx.tracker
+    if tracker is None:
+        return
+    context, inputs = ctx.job.context, ctx.job.inputs
+    generate = ctx.dep_jobs()[0].inputs
+    params = {
+        "model": context["model"],
+        "model_ref": generate["model"],
+        "benchmark": context["benchmark"],
+        "benchmark_version": inputs["benchmark"]["version"],
+        "prompt_mode": generate["prompt_mode"],
+        "scorer": f"{inputs['scorer']['name']}@{inputs['scorer']['version']}",
+        "backend": generate["backend"],
+        **{f"sampling.{k}": v for k, v in generate["sampling"].items()},
+    }
+    study = context["study"]
+    tracker.log_result(
+        study=study,
+        job_id=ctx.job.id,
+        run_name=f"{context['model']} / {context['benchmark']}",
+        params=params,
+        metrics=metrics,
+        tags={**context["tags"], "study": study},
+        parent_run_id=tracker.study_run(study),
+    )
+
+
+def run(ctx: JobContext) -> Manifest:
+    """Score, commit, then mirror to MLflow (the aggregate job re-syncs MLflow if this last step fails)."""
+    rows = score_rows(ctx)
+    with ctx.begin() as writer:
+        writer.put_bytes(PART, to_parquet(rows, SCORE_SCHEMA))
+        manifest = writer.commit()
+    track(ctx, summarise(rows))
+    return manifest

@@ -1,0 +1,277 @@
+"""The manifest protocol: a job's record of its outputs, and the writer that produces it.
+
+A job writes its parts first and ``MANIFEST.json`` last, with one create-if-absent call, so a job is done
+exactly when its manifest exists. Readers trust only the objects a manifest lists, and check each one's
+size and sha256 before use. The storage itself lives in ``store.py``; this module holds what is stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from functools import cache
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+
+from rpt_transfer.errors import ManifestError, StoreError, WriteConflictError
+from rpt_transfer.hashing import canonical_json, sha256_hex
+
+if TYPE_CHECKING:
+    from rpt_transfer.store import Store
+
+MANIFEST_NAME = "MANIFEST.json"
+CHUNK_SIZE = 8 * 1024 * 1024
+_TRACKED_PACKAGES = ("torch", "transformers", "pyarrow", "mlflow", "boto3")
+
+
+def key_problem(key: str) -> str | None:
+    """Say what is wrong with a '/'-separated relative key, or None if it is fine.
+
+    Keys and object names come from code and from manifests on shared storage; rejecting absolute paths
+    and '..' keeps every read and write (and every download) inside its root.
+    """
+    if not key:
+        return "is empty"
+    if key.startswith("/") or "\\" in key:
+        return "must be a relative '/'-separated path"
+    if any(part in ("", ".", "..") for part in key.split("/")):
+        return "has an empty, '.' or '..' segment"
+    return None
+
+
+def check_key(key: str, what: str = "key") -> str:
+    """Return the key unchanged, or raise StoreError naming it and the rule it breaks."""
+    problem = key_problem(key)
+    if problem:
+        raise StoreError(f"bad store {what} {key!r}: it {problem}")
+    return key
+
+
+class ObjectInfo(BaseModel):
+    """One object a job wrote, as its manifest lists it."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    """Object name relative to the job prefix, e.g. "part-00000.parquet" or "model/config.json"."""
+    sha256: str
+    """Full sha256 of the object's bytes, in lowercase hex."""
+    size: int
+    """Size of the object in bytes."""
+
+    @field_validator("name")
+    @classmethod
+    def _relative_name(cls, name: str) -> str:
+        problem = key_problem(name)
+        if problem:
+            raise ValueError(f"object name {name!r} {problem}")
+        return name
+
+
+class Manifest(BaseModel):
+    """The record that makes a job done: what it was asked, what it wrote, and with which software."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    format_version: Literal[1] = 1
+    """Version of this record's layout; readers reject versions they do not know."""
+    status: Literal["complete"] = "complete"
+    """Always "complete": an unfinished job has no manifest at all."""
+    job_id: str
+    """The job's content-addressed id."""
+    kind: str
+    """Job kind: "pretrain", "generate", "score", "aggregate", "train", ..."""
+    inputs: dict[str, Any]
+    """Everything that determined the output (the job's canonical inputs)."""
+    software: dict[str, str]
+    """Versions of rpt_transfer, Python and the installed heavy libraries that produced the output."""
+    objects: list[ObjectInfo]
+    """Every object the job wrote, sorted by name; readers trust nothing else under the prefix."""
+    created_at: str
+    """When the job committed, ISO-8601 UTC."""
+
+    _location: str = PrivateAttr(default="")
+    """Where the manifest lies in its store, for messages; not stored."""
+
+    def object(self, name: str) -> ObjectInfo:
+        """Return the listed object called name; raise ManifestError if the job did not write it."""
+        for info in self.objects:
+            if info.name == name:
+                return info
+        listed = ", ".join(info.name for info in self.objects[:5]) or "nothing"
+        where = self._location or f"of job {self.job_id}"
+        raise ManifestError(
+            f"manifest {where} lists no object {name!r}; it lists {len(self.objects)}: {listed}"
+        )
+
+    def to_json(self) -> bytes:
+        """Serialise with sorted keys and indentation: stable bytes that people can still read."""
+        return (json.dumps(self.model_dump(mode="json"), indent=2, sort_keys=True) + "\n").encode()
+
+    @classmethod
+    def from_json(cls, data: bytes, where: str) -> Manifest:
+        """Parse a stored manifest; raise ManifestError naming where it lies and its first problem."""
+        try:
+            manifest = cls.model_validate_json(data)
+        except ValidationError as err:
+            first = err.errors()[0]
+            loc = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            more = f" (and {err.error_count() - 1} more problems)" if err.error_count() > 1 else ""
+            raise ManifestError(f"malformed manifest {where}: {loc}: {first['msg']}{more}") from None
+        manifest._location = where
+        return manifest
+
+
+def software_versions() -> dict[str, str]:
+    """Versions of what produced an output, read from package metadata so nothing heavy is imported."""
+    return dict(_software_versions())
+
+
+@cache
+def _software_versions() -> dict[str, str]:
+    versions = {"rpt_transfer": _package_version("rpt-transfer"), "python": platform.python_version()}
+    for package in _TRACKED_PACKAGES:
+        found = _package_version(package)
+        if found != "not installed":
+            versions[package] = found
+    return versions
+
+
+def _package_version(package: str) -> str:
+    try:
+        return version(package)
+    except PackageNotFoundError:  # a library this environment lacks: record that, do not fail
+        return "not installed"
+
+
+class HashingReader:
+    """A non-seekable reader that hashes and counts every byte read through it.
+
+    Being non-seekable makes boto3's upload read the source once, front to back, so the hash covers
+    exactly the bytes that were sent and a large checkpoint is read only once.
+    """
+
+    def __init__(self, source: BinaryIO) -> None:
+        self._source = source
+        self._hash = hashlib.sha256()
+        self.size = 0
+
+    def read(self, size: int = -1) -> bytes:
+        """Read up to size bytes (all that is left if negative), updating the hash and size."""
+        data = self._source.read(size)
+        self._hash.update(data)
+        self.size += len(data)
+        return data
+
+    def seekable(self) -> bool:
+        """Never seekable: see the class docstring."""
+        return False
+
+    def readable(self) -> bool:
+        """Say yes: this is a reader."""
+        return True
+
+    @property
+    def sha256(self) -> str:
+        """Hex sha256 of the bytes read so far."""
+        return self._hash.hexdigest()
+
+    def chunks(self) -> Iterator[bytes]:
+        """Yield the rest of the source in CHUNK_SIZE pieces."""
+        while data := self.read(CHUNK_SIZE):
+            yield data
+
+
+def verify(info: ObjectInfo, size: int, sha256: str, where: str) -> None:
+    """Raise ManifestError naming the object if its size or sha256 differ from what the manifest lists."""
+    if size != info.size:
+        raise ManifestError(f"object {where} has {size} bytes, its manifest lists {info.size}")
+    if sha256 != info.sha256:
+        raise ManifestError(f"object {where} has sha256 {sha256}, its manifest lists {info.sha256}")
+
+
+class ObjectWriter:
+    """Writes one job's objects under its prefix, then commits the manifest that makes the job done.
+
+    Use it as a context manager (``with store.begin(...) as writer:``): if the block raises, nothing is
+    committed and the parts stay untrusted; if it ends normally, the writer commits unless the block
+    already called ``commit()``.
+    """
+
+    def __init__(self, store: Store, prefix: str, *, job_id: str, kind: str, inputs: dict[str, Any]) -> None:
+        canonical_json(inputs)  # inputs must be plain JSON; fail here rather than at commit
+        self.store = store
+        self.prefix = prefix
+        self._job_id = job_id
+        self._kind = kind
+        self._inputs = inputs
+        self._objects: dict[str, ObjectInfo] = {}
+        self._manifest: Manifest | None = None
+
+    def __enter__(self) -> ObjectWriter:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        if exc_type is None and self._manifest is None:
+            self.commit()
+
+    def put_bytes(self, name: str, data: bytes) -> None:
+        """Write one object from memory."""
+        key = self._key(name)
+        self.store.write_bytes(key, data)
+        self._objects[name] = ObjectInfo(name=name, sha256=sha256_hex(data), size=len(data))
+
+    def put_file(self, name: str, path: Path) -> None:
+        """Stream one local file into the store, hashing it on the way, so checkpoints never sit in memory."""
+        key = self._key(name)
+        with Path(path).open("rb") as source:
+            reader = HashingReader(source)
+            self.store.write_stream(key, reader)
+        self._objects[name] = ObjectInfo(name=name, sha256=reader.sha256, size=reader.size)
+
+    def put_dir(self, src: Path, under: str = "") -> None:
+        """Write every file under src, named by its path relative to src (prefixed by ``under/``)."""
+        src = Path(src)
+        if not src.is_dir():
+            raise StoreError(f"cannot upload {src}: not a folder")
+        for path in sorted(p for p in src.rglob("*") if p.is_file()):
+            relative = path.relative_to(src).as_posix()
+            self.put_file(f"{under.strip('/')}/{relative}" if under.strip("/") else relative, path)
+
+    def commit(self) -> Manifest:
+        """Write MANIFEST.json last, create-if-absent; raise WriteConflictError if another writer won."""
+        if self._manifest is not None:
+            raise RuntimeError(f"job {self._job_id} at {self.prefix} is already committed")
+        manifest = Manifest(
+            job_id=self._job_id,
+            kind=self._kind,
+            inputs=self._inputs,
+            software=software_versions(),
+            objects=sorted(self._objects.values(), key=lambda info: info.name),
+            created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        )
+        key = f"{self.prefix}/{MANIFEST_NAME}"
+        if not self.store.create_exclusive(key, manifest.to_json()):
+            raise WriteConflictError(
+                f"job {self._job_id} was committed by another writer first: {self.store.key_uri(key)} exists"
+            )
+        manifest._location = self.store.key_uri(key)
+        self._manifest = manifest
+        return manifest
+
+    def _key(self, name: str) -> str:
+        if self._manifest is not None:
+            raise RuntimeError(f"job {self._job_id} at {self.prefix} is committed; it takes no more objects")
+        check_key(name, "object name")
+        if name == MANIFEST_NAME:
+            raise StoreError(f"object name {MANIFEST_NAME!r} is reserved for the manifest")
+        return f"{self.prefix}/{name}"

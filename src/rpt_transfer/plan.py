@@ -1,0 +1,288 @@
+"""Study to a DAG of content-addressed jobs.
+
+A job's id hashes everything that determines its output (its `inputs`); names that people read (model and
+study names, MLflow tags) sit in `context` and never change an id, so renaming a model reuses its results.
+"""
+
+from collections import Counter
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from rpt_transfer import benchmarks
+from rpt_transfer.benchmarks import BenchmarkSpec
+from rpt_transfer.errors import PlanError
+from rpt_transfer.hashing import canonical_json, short_hash
+from rpt_transfer.scoring import get_scorer
+from rpt_transfer.spec import InterventionalStudy, ModelSpec, ObservationalStudy
+
+JobKind = Literal["pretrain", "generate", "score", "aggregate"]
+STAGES: tuple[JobKind, ...] = ("pretrain", "generate", "score", "aggregate")
+TINY_TRAINER_VERSION = "1"
+REPORT_VERSION = "1"
+PLAN_FORMAT = 1
+
+
+class Job(BaseModel):
+    """One unit of work: run by `rpt-transfer job run ID --plan PLAN` on any executor."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    id: str
+    """16 hex of sha256 over kind and inputs."""
+    kind: JobKind
+    """What `job run` does with it."""
+    key: str
+    """Store prefix of its output; the job is done when `<key>/MANIFEST.json` exists."""
+    deps: list[str]
+    """Ids of the jobs whose outputs it reads."""
+    inputs: dict[str, Any]
+    """Everything that determines the output; hashed into the id."""
+    context: dict[str, Any]
+    """Names and tags for people (study, model name, MLflow tags); not part of the id."""
+
+
+class Plan(BaseModel):
+    """The jobs of one study in dependency order, as stored at `studies/<study>/plan.json`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    format_version: Literal[1] = PLAN_FORMAT
+    """Plan file format."""
+    study: str
+    """Study name."""
+    spec_sha: str
+    """Hash of the canonical spec the plan was made from."""
+    store: str
+    """Store root URI every job reads and writes."""
+    tracking_uri: str | None
+    """MLflow tracking URI, None when tracking is off."""
+    jobs: list[Job]
+    """Jobs, each after all of its dependencies."""
+
+    def job(self, job_id: str) -> Job:
+        """The job with this id; PlanError names the study when it is not in this plan."""
+        for job in self.jobs:
+            if job.id == job_id:
+                return job
+        raise PlanError(
+            f"job {job_id!r} is not in the plan of study {self.study!r}; "
+            f"`rpt-transfer plan` lists its {len(self.jobs)} job ids"
+        )
+
+    def counts(self) -> dict[str, int]:
+        """Jobs per kind, plus prompts and samples over all generate jobs."""
+        counts = Counter(job.kind for job in self.jobs)
+        generate = [job for job in self.jobs if job.kind == "generate"]
+        prompts = sum(job.context["items"] for job in generate)
+        samples = sum(job.context["items"] * job.inputs["sampling"]["n"] for job in generate)
+        return {
+            **{kind: counts.get(kind, 0) for kind in STAGES},
+            "jobs": len(self.jobs),
+            "prompts": prompts,
+            "samples": samples,
+        }
+
+    def fanout(self, store_uri: str | None = None) -> dict[str, Any]:
+        """The payload an Argo `withParam` fan-out consumes: per stage, small items of id and store key."""
+        return {
+            "study": self.study,
+            "plan": f"{(store_uri or self.store).rstrip('/')}/{plan_key(self.study)}",
+            "stages": {
+                kind: [{"id": j.id, "key": j.key} for j in self.jobs if j.kind == kind] for kind in STAGES
+            },
+        }
+
+    def to_json(self) -> str:
+        """Stable JSON text for the store."""
+        return self.model_dump_json(indent=1)
+
+
+def plan_key(study: str) -> str:
+    """Store key of a study's plan."""
+    return f"studies/{study}/plan.json"
+
+
+def spec_key(study: str) -> str:
+    """Store key of a study's spec as it was last run."""
+    return f"studies/{study}/spec.yaml"
+
+
+def load_plan(text: str, source: str) -> Plan:
+    """Parse a plan file; anything else than a plan gives one line naming `source`."""
+    try:
+        return Plan.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "(top level)"
+        raise PlanError(f"{source}: not a rpt-transfer plan ({where}: {first['msg']})") from None
+
+
+def make_job(
+    kind: JobKind, inputs: dict[str, Any], deps: list[str], context: dict[str, Any], study: str
+) -> Job:
+    """A job with its content id and output key."""
+    job_id = short_hash({"kind": kind, "inputs": inputs})
+    key = {
+        "pretrain": f"checkpoints/{job_id}",
+        "generate": f"generations/{job_id}",
+        "score": f"scores/{job_id}",
+        "aggregate": f"reports/{study}/{job_id}",
+    }[kind]
+    return Job(id=job_id, kind=kind, key=key, deps=sorted(set(deps)), inputs=inputs, context=context)
+
+
+class _Planner:
+    """Builds jobs for one study, memoising model builds so each model is made once."""
+
+    def __init__(self, study: ObservationalStudy | InterventionalStudy) -> None:
+        self.study = study
+        self.jobs: dict[str, Job] = {}
+        self.model_refs: dict[str, tuple[dict[str, Any], list[str]]] = {}
+
+    def add(self, job: Job) -> Job:
+        self.jobs.setdefault(job.id, job)
+        return job
+
+    def model_ref(self, name: str) -> tuple[dict[str, Any], list[str]]:
+        """Identity of a model's weights and the jobs that produce them."""
+        if name not in self.model_refs:
+            self.model_refs[name] = self._resolve(name, self.study.models[name])
+        return self.model_refs[name]
+
+    def _resolve(self, name: str, model: ModelSpec) -> tuple[dict[str, Any], list[str]]:
+        if model.hub is not None:
+            return {"hub": model.hub, "revision": model.revision}, []
+        if model.path is not None:
+            return {"store_path": model.path}, []
+        assert model.tiny is not None
+        recipe = model.tiny.model_dump(exclude={"init", "corpus"})
+        corpus = {
+            b: {"benchmark": benchmarks.get_benchmark(b).identity(), "count": n}
+            for b, n in sorted(model.tiny.corpus.items())
+        }
+        init_ref, deps = (None, [])
+        if model.tiny.init is not None:
+            init_ref, deps = self.model_ref(model.tiny.init)
+        inputs = {
+            "recipe": recipe,
+            "corpus": corpus,
+            "init": init_ref,
+            "trainer": TINY_TRAINER_VERSION,
+            "prompt_mode": model.prompt_mode,
+        }
+        job = self.add(
+            make_job("pretrain", inputs, deps, {"study": self.study.study, "model": name}, self.study.study)
+        )
+        return {"job": job.id}, [job.id]
+
+    def evaluate(self, name: str, bench: BenchmarkSpec, tags: dict[str, str]) -> Job:
+        """Generate jobs (one per shard) and the score job of one model on one benchmark."""
+        ref, model_deps = self.model_ref(name)
+        sampling = self.study.sampling_for(bench.name)
+        size = bench.size(self.study.limit)
+        shards = min(self.study.resources.shards, size) or 1
+        context = {"study": self.study.study, "model": name, "benchmark": bench.name}
+        generate_ids = []
+        for shard in range(shards):
+            start, stop = shard * size // shards, (shard + 1) * size // shards
+            inputs = {
+                "model": ref,
+                "prompt_mode": self.study.models[name].prompt_mode,
+                "benchmark": bench.identity(),
+                "limit": self.study.limit,
+                "sampling": sampling.model_dump(mode="json"),
+                "shard": {"index": shard, "count": shards, "start": start, "stop": stop},
+                "backend": self.study.resources.backend,
+            }
+            shard_context = {**context, "items": stop - start, "batch_size": self.study.resources.batch_size}
+            generate_ids.append(
+                self.add(make_job("generate", inputs, model_deps, shard_context, self.study.study)).id
+            )
+        _, scorer_version = get_scorer(bench.scorer)
+        inputs = {
+            "generations": generate_ids,
+            "benchmark": bench.identity(),
+            "scorer": {"name": bench.scorer, "version": scorer_version},
+        }
+        return self.add(make_job("score", inputs, generate_ids, {**context, "tags": tags}, self.study.study))
+
+
+def _model_tags(study: ObservationalStudy, name: str, bench: BenchmarkSpec) -> dict[str, str]:
+    """MLflow tags of one (model, benchmark) run: role, base, RPT domains, benchmark domain, seen/unseen."""
+    as_rpt = [pair for pair in study.pairs if pair.rpt == name]
+    tags = {"model": name, "benchmark": bench.name, "benchmark_domain": bench.domain}
+    if as_rpt:
+        domains = sorted({d for pair in as_rpt for d in pair.domains})
+        tags |= {
+            "role": "rpt",
+            "base_model": as_rpt[0].base,
+            "rpt_domains": ",".join(domains),
+            "rpt_algorithm": as_rpt[0].algorithm,
+            "seen": "seen" if bench.domain in domains else "unseen",
+        }
+    else:
+        tags |= {"role": "base", "seen": "n/a"}
+    return tags
+
+
+def make_plan(
+    study: ObservationalStudy | InterventionalStudy, store_uri: str, tracking_uri: str | None
+) -> Plan:
+    """The plan of a study: pretrain, generate, score and aggregate jobs with their edges."""
+    if isinstance(study, InterventionalStudy):
+        raise PlanError(
+            f"study {study.study!r} is interventional: planning it needs the `train` job kind, "
+            "which is not available yet; accepted today: kind `observational`"
+        )
+    planner = _Planner(study)
+    bench_list = benchmarks.expand(study.benchmarks)
+    model_names = list(dict.fromkeys(name for pair in study.pairs for name in (pair.base, pair.rpt)))
+    scores = [
+        planner.evaluate(name, bench, _model_tags(study, name, bench))
+        for name in model_names
+        for bench in bench_list
+    ]
+    pairs = [pair.model_dump(mode="json") for pair in study.pairs]
+    inputs = {
+        "study": study.study,
+        "scores": sorted(job.id for job in scores),
+        "pairs": pairs,
+        "report": REPORT_VERSION,
+    }
+    context = {
+        "study": study.study,
+        "description": study.description,
+        "domains": {bench.name: bench.domain for bench in bench_list},
+    }
+    planner.add(make_job("aggregate", inputs, [job.id for job in scores], context, study.study))
+    ordered = sorted(planner.jobs.values(), key=lambda job: STAGES.index(job.kind))
+    return Plan(
+        study=study.study,
+        spec_sha=short_hash(study.model_dump(mode="json")),
+        store=store_uri,
+        tracking_uri=tracking_uri,
+        jobs=_topological(ordered),
+    )
+
+
+def _topological(jobs: list[Job]) -> list[Job]:
+    """Jobs after their dependencies (pretrain chains need it within one stage), stable otherwise."""
+    by_id = {job.id: job for job in jobs}
+    done: dict[str, Job] = {}
+
+    def visit(job: Job) -> None:
+        if job.id in done:
+            return
+        for dep in job.deps:
+            visit(by_id[dep])
+        done[job.id] = job
+
+    for job in jobs:
+        visit(job)
+    return list(done.values())
+
+
+def plan_digest(plan: Plan) -> str:
+    """Hash of the job ids, to tell whether two plans would do the same work."""
+    return short_hash(canonical_json(sorted(job.id for job in plan.jobs)))

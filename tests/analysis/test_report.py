@@ -1,0 +1,150 @@
+"""The written report: every file present, HTML self-contained, hand-computed numbers shown."""
+
+import base64
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from test_tables import PAIRS, study_scores
+
+from rpt_transfer.analysis import accuracy_heatmap, delta_heatmap, write_report
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+PROVENANCE = {
+    "spec_hash": "abc123def456",
+    "jobs": ["score-0001", "score-0002"],
+    "sampling": {"temperature": 0.6, "max_tokens": 4096},
+    "versions": {"rpt_transfer": "0.1.0"},
+}
+EXPECTED_FILES = {
+    "report.md",
+    "report.html",
+    "accuracy.csv",
+    "accuracy.parquet",
+    "deltas.csv",
+    "deltas.parquet",
+    "summary.csv",
+    "summary.parquet",
+    "accuracy_heatmap.png",
+    "delta_heatmap.png",
+}
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory):
+    out_dir = tmp_path_factory.mktemp("report") / "reports" / "demo"
+    result = write_report(
+        study="demo", scores=study_scores(), pairs=PAIRS, provenance=PROVENANCE, out_dir=out_dir
+    )
+    return out_dir, result
+
+
+def test_all_files_are_written_and_listed(report):
+    out_dir, result = report
+    assert {path.name for path in result.files} == EXPECTED_FILES
+    assert {path.name for path in out_dir.iterdir()} == EXPECTED_FILES
+    for path in result.files:
+        assert path.stat().st_size > 0, path
+    deltas = pd.read_parquet(out_dir / "deltas.parquet")
+    assert deltas["delta"].tolist() == pytest.approx([1 / 3, 1 / 6, -1 / 3])
+    assert pd.read_csv(out_dir / "accuracy.csv")["accuracy"].tolist() == pytest.approx(
+        [0.5, 0.0, 5 / 6, 1 / 6, 1 / 6]
+    )
+
+
+def test_metrics_and_warnings(report):
+    _, result = report
+    assert result.metrics["mean_delta_seen"] == pytest.approx(1 / 3)
+    assert result.metrics["mean_delta_unseen"] == pytest.approx(-1 / 12)
+    assert result.metrics["delta_unseen/rpt2-code"] == pytest.approx(-1 / 3)
+    assert result.metrics["n_warnings"] == 3
+    assert all(re.fullmatch(r"[A-Za-z0-9_./-]+", key) for key in result.metrics)
+    assert len(result.warnings) == 3  # rpt2 lacks mbpp; rpt truncated on gsm; rpt errored on mbpp
+
+
+def test_html_is_self_contained_with_two_valid_pngs(report):
+    out_dir, _ = report
+    html = (out_dir / "report.html").read_text()
+    assert "http" not in html
+    assert not re.search(r"<(script|link)\b", html)
+    assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
+    images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
+    assert len(images) == 2
+    for encoded in images:
+        png = base64.b64decode(encoded, validate=True)
+        assert png.startswith(PNG_MAGIC)
+        assert len(png) > 5_000
+
+
+def test_html_shows_the_numbers_and_sections(report):
+    out_dir, _ = report
+    html = (out_dir / "report.html").read_text()
+    assert "<h1>RPT transfer report: demo</h1>" in html
+    for text in ("0.833", "0.167", "+0.333", "-0.333", "+66.7%", "n/a", "-0.083"):
+        assert text in html, text
+    assert '<tr class="seen">' in html
+    assert "<dt>sampling.temperature</dt><dd>0.6</dd>" in html
+    assert "<dt>jobs</dt><dd>[&#34;score-0001&#34;, &#34;score-0002&#34;]</dd>" in html
+    assert "no scores on &#39;mbpp&#39; for RPT model &#39;rpt2&#39;" in html
+
+
+def test_markdown_has_tables_links_and_provenance(report):
+    out_dir, _ = report
+    md = (out_dir / "report.md").read_text()
+    assert md.startswith("# RPT transfer report: demo\n")
+    assert (
+        "| pair | rpt_model | base_model | benchmark | benchmark_domain | seen "
+        "| base_accuracy | rpt_accuracy | delta | relative_delta |\n"
+        "| --- | --- | --- | --- | --- | --- | ---: | ---: | ---: | ---: |\n"
+        "| rpt-math | rpt | base | gsm | math | seen | 0.500 | 0.833 | +0.333 | +66.7% |\n"
+        "| rpt-math | rpt | base | mbpp | code | unseen | 0.000 | 0.167 | +0.167 | n/a |\n"
+        "| rpt2-code | rpt2 | base | gsm | math | unseen | 0.500 | 0.167 | -0.333 | -66.7% |\n"
+    ) in md
+    assert "| rpt | gsm | math | 3 | 6 | 0.833 | 16.7% | 0.0% | 0.0% |" in md
+    assert "| rpt-math | seen | 1 | +0.333 | 0.500 | 0.833 |" in md
+    assert "![Accuracy heatmap](accuracy_heatmap.png)" in md
+    assert "(delta_heatmap.png)" in md
+    assert "| sampling.max_tokens | 4096 |" in md
+    assert "- model 'rpt' on 'gsm': 16.7% of samples truncated" in md
+
+
+def test_html_escapes_names(tmp_path):
+    scores = study_scores().assign(study="<b>x</b>")
+    write_report(study="<b>x</b>", scores=scores, pairs=PAIRS, provenance={}, out_dir=tmp_path)
+    html = (tmp_path / "report.html").read_text()
+    assert "&lt;b&gt;x&lt;/b&gt;" in html and "<b>x</b>" not in html
+
+
+def test_report_without_pairs_still_renders(tmp_path):
+    result = write_report(study="demo", scores=study_scores(), pairs=[], provenance={}, out_dir=tmp_path)
+    assert "mean_delta_seen" not in result.metrics
+    assert (tmp_path / "delta_heatmap.png").read_bytes().startswith(PNG_MAGIC)
+    assert "_No rows._" in (tmp_path / "report.md").read_text()
+
+
+def test_scores_of_another_study_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"also hold rows of \['demo'\]"):
+        write_report(study="other", scores=study_scores(), pairs=PAIRS, provenance={}, out_dir=tmp_path)
+
+
+def test_heatmaps_handle_missing_cells_and_no_data():
+    acc = pd.DataFrame(
+        {
+            "model": ["a", "b"],
+            "benchmark": ["x", "y"],
+            "benchmark_domain": ["math", "code"],
+            "accuracy": [0.25, 0.75],
+        }
+    )
+    assert accuracy_heatmap(acc).startswith(PNG_MAGIC)  # a × y and b × x are missing
+    empty = pd.DataFrame(columns=["pair", "benchmark", "benchmark_domain", "delta", "seen"])
+    assert delta_heatmap(empty).startswith(PNG_MAGIC)
+
+
+def test_importing_analysis_does_not_import_matplotlib():
+    code = "import sys, rpt_transfer.analysis; sys.exit('matplotlib' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], check=False, cwd=Path(__file__).parent)
+    assert result.returncode == 0
