@@ -6,7 +6,10 @@ from conftest.py.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -30,6 +33,28 @@ def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def new_mlflow_db(tmp_path_factory: pytest.TempPathFactory, folder: Path) -> Path:
+    """Put an MLflow SQLite database with its schema in place into `folder`, and return its path.
+
+    Creating and migrating the schema takes MLflow about 6 s, so it is done once per session and
+    copied after that.
+    """
+    folder.mkdir(parents=True, exist_ok=True)
+    db = folder / "mlflow.db"
+    shutil.copyfile(_schema_template(tmp_path_factory.getbasetemp()), db)
+    return db
+
+
+@functools.cache
+def _schema_template(base: Path) -> Path:
+    from mlflow import MlflowClient  # only sessions that use MLflow pay for the import
+
+    db = base / "mlflow-schema-template" / "mlflow.db"
+    db.parent.mkdir()
+    MlflowClient(tracking_uri=f"sqlite:///{db}")  # connecting creates the schema
+    return db
 
 
 def _healthy(url: str) -> bool:
@@ -59,7 +84,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     mlflow_bin = Path(sys.executable).parent / "mlflow"
     command = [
         str(mlflow_bin), "server",
-        "--backend-store-uri", f"sqlite:///{root / 'mlflow.db'}",
+        "--backend-store-uri", f"sqlite:///{new_mlflow_db(tmp_path_factory, root)}",
         "--artifacts-destination", str(root / "artifacts"),
         "--host", "127.0.0.1", "--port", str(port), "--workers", "1",
     ]  # fmt: skip
@@ -81,16 +106,12 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def _stop(process: subprocess.Popen[bytes]) -> None:
     """Terminate the server's process group, then kill whatever of it is left."""
     _signal_group(process.pid, signal.SIGTERM)
-    try:
+    with contextlib.suppress(subprocess.TimeoutExpired):  # it ignored SIGTERM; SIGKILL follows
         process.wait(timeout=10)
-    except subprocess.TimeoutExpired:  # it ignored SIGTERM; SIGKILL follows
-        pass
     _signal_group(process.pid, signal.SIGKILL)  # workers the leader left behind
     process.wait()
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
-    try:
+    with contextlib.suppress(ProcessLookupError):  # the whole group has exited already
         os.killpg(pgid, sig)
-    except ProcessLookupError:  # the whole group has exited already
-        pass

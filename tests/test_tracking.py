@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
-from servers_mlflow import free_port, mlflow_server  # noqa: F401
 
 from rpt_transfer import tracking
 from rpt_transfer.errors import RptError
-from rpt_transfer.tracking import Tracker, default_artifact_root, default_tracking_uri, experiment_name
+from rpt_transfer.settings import default_artifact_root, default_tracking_uri
+from rpt_transfer.tracking import Tracker, experiment_name
+from servers_mlflow import free_port, new_mlflow_db
 
 RESULT = {
     "run_name": "tiny-model x gsm8k",
@@ -30,7 +31,7 @@ def study() -> str:
 
 
 @pytest.fixture
-def tracker(mlflow_server: str) -> Tracker:  # noqa: F811
+def tracker(mlflow_server: str) -> Tracker:
     return Tracker(mlflow_server)
 
 
@@ -153,9 +154,10 @@ def test_unreachable_server_fails_fast_with_one_line() -> None:
 
 
 def test_sqlite_defaults_keep_everything_under_the_store(
-    tmp_path: Path, study: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, study: str, monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     store, cwd = tmp_path / "store", tmp_path / "cwd"
+    new_mlflow_db(tmp_path_factory, store)
     cwd.mkdir()
     monkeypatch.chdir(cwd)
     tracker = Tracker(default_tracking_uri(store), default_artifact_root(store))

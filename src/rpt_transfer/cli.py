@@ -18,7 +18,7 @@ benchmarks_app = typer.Typer(no_args_is_help=True, help="The benchmark registry.
 app.add_typer(job_app, name="job")
 app.add_typer(benchmarks_app, name="benchmarks")
 out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 
 StudyArg = Annotated[Path, typer.Argument(help="Study spec (YAML).", show_default=False)]
 
@@ -29,7 +29,7 @@ def validate(study_file: StudyArg) -> None:
     from rpt_transfer.runner import load_and_resolve
 
     try:
-        loaded = load_and_resolve(study_file, check_store=True, write=False)
+        loaded = load_and_resolve(study_file, check_store=True, write=True)
     except SpecError as error:
         for line in error.problems:
             err.print(f"error: {line}", markup=False)

@@ -47,9 +47,7 @@ def load_and_resolve(path: Path, *, check_store: bool, write: bool = True) -> Lo
     root = store.local_path()
     if resolved.tracking_uri is None and "none" not in resolved.tracking_from:
         if root is not None:
-            from rpt_transfer.tracking import default_tracking_uri
-
-            resolved = resolved._replace(tracking_uri=default_tracking_uri(root))
+            resolved = resolved._replace(tracking_uri=settings.default_tracking_uri(root))
         else:
             warnings.append(
                 f"no MLflow tracking: set `tracking_uri` or {settings.TRACKING_ENV} for an S3 store"
@@ -107,11 +105,11 @@ def run_study(path: Path, *, workers: int, console: Console) -> RunResult:
 
 def _prepare_tracking(plan: Plan, store: Store) -> None:
     """Create the experiment and parent run once, before jobs log into them in parallel."""
-    from rpt_transfer.tracking import Tracker, default_artifact_root
+    from rpt_transfer.tracking import Tracker
 
     assert plan.tracking_uri is not None
     root = store.local_path()
-    Tracker(plan.tracking_uri, default_artifact_root(root) if root else None).study_run(plan.study)
+    Tracker(plan.tracking_uri, settings.default_artifact_root(root) if root else None).study_run(plan.study)
 
 
 def _summary(plan: Plan, outcomes: list[Outcome]) -> Table:

@@ -36,3 +36,13 @@ def resolve(spec_store: str | None, spec_tracking: str | None) -> Settings:
     if tracking == NO_TRACKING:
         tracking, tracking_from = None, f"{tracking_from} (set to `none`)"
     return Settings(store_uri, store_from, tracking, tracking_from)
+
+
+def default_tracking_uri(store_root: Path) -> str:
+    """MLflow in a SQLite file inside the store root, the embedded default when no server is set."""
+    return f"sqlite:///{Path(store_root).resolve() / 'mlflow.db'}"
+
+
+def default_artifact_root(store_root: Path) -> str:
+    """Artifact folder next to the default database; without it MLflow writes `./mlruns` in the cwd."""
+    return (Path(store_root).resolve() / "mlflow-artifacts").as_uri()

@@ -298,7 +298,9 @@ def _parse_yaml(text: str, name: str) -> Any:
 
 
 def _pydantic_line(error: Any) -> str:
-    loc = [part for part in error["loc"] if part not in ("study", "observational", "interventional")]
+    loc = list(error["loc"][1:])  # drop the wrapper field, then the union's tag
+    if loc and loc[0] in ("observational", "interventional"):
+        loc = loc[1:]
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
     message = error["msg"]
     if error["type"] == "extra_forbidden":

@@ -41,8 +41,16 @@ from rpt_transfer.manifest import (
     verify,
 )
 
-__all__ = ["MANIFEST_NAME", "FileStore", "Manifest", "ObjectInfo", "ObjectWriter", "S3Store", "Store"]
-__all__ += ["software_versions"]
+__all__ = [
+    "MANIFEST_NAME",
+    "FileStore",
+    "Manifest",
+    "ObjectInfo",
+    "ObjectWriter",
+    "S3Store",
+    "Store",
+    "software_versions",
+]
 
 ACCEPTED_URIS = "file:///abs/path, a plain path, or s3://bucket/prefix"
 _TEMP_SUFFIX = ".rpt-tmp"  # files being written; never listed, removed with their job's prefix

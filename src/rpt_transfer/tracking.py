@@ -33,18 +33,8 @@ HEALTH_TIMEOUT_S = 5.0
 _PAGE_SIZE = 1000
 
 
-def default_tracking_uri(store_root: Path) -> str:
-    """MLflow in a SQLite file inside the store root, the embedded default when no server is set."""
-    return f"sqlite:///{Path(store_root).resolve() / 'mlflow.db'}"
-
-
-def default_artifact_root(store_root: Path) -> str:
-    """Artifact folder next to the default database; without it MLflow writes `./mlruns` in the cwd."""
-    return (Path(store_root).resolve() / "mlflow-artifacts").as_uri()
-
-
 def experiment_name(study: str) -> str:
-    """The MLflow experiment that mirrors one study."""
+    """Name the MLflow experiment that mirrors one study."""
     return f"{EXPERIMENT_PREFIX}{study}"
 
 
@@ -56,8 +46,8 @@ class Tracker:
 
         Args:
             tracking_uri: `http(s)://...` for a server, `sqlite:///...` for a local file.
-            artifact_root: where experiments created by this tracker keep their artifacts; a server
-                decides for itself when this is None.
+            artifact_root: where experiments created by this tracker keep their artifacts, one
+                folder per study; when None, the server (or MLflow's `./mlruns` default) decides.
         """
         if tracking_uri.startswith(("http://", "https://")):
             _check_reachable(tracking_uri)
@@ -149,7 +139,7 @@ class Tracker:
         self._client.log_batch(run_id, metrics=_changed_metrics(run, metrics))
 
     def find_runs(self, study: str, filter_string: str = "") -> list[Run]:
-        """All active runs of the study's experiment that match `filter_string`; none if it has no experiment."""
+        """Return the active runs of the study's experiment that match `filter_string`, if any."""
         experiment = self._client.get_experiment_by_name(experiment_name(study))
         if experiment is None:
             return []
@@ -216,7 +206,7 @@ class Tracker:
 
 
 def _sqlite_lock_path(uri: str) -> Path | None:
-    """A lock file next to a SQLite database, or None for other backends."""
+    """Name a lock file next to a SQLite database; None for other backends."""
     if not uri.startswith("sqlite:///"):
         return None
     db_path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
@@ -253,7 +243,7 @@ def _ssl_context() -> ssl.SSLContext:
 
 
 def _tag_filter(tags: dict[str, str]) -> str:
-    """A search filter matching every given tag exactly."""
+    """Build a search filter matching every given tag exactly."""
     for key, value in tags.items():
         if "'" in value or "'" in key:
             raise RptError(f"tag {key}={value!r} contains a single quote, which MLflow filters cannot match")
@@ -265,7 +255,7 @@ def _run_tags(tags: dict[str, str]) -> list[RunTag]:
 
 
 def _new_params(run: Run, job_id: str, params: dict[str, Any]) -> list[Param]:
-    """The params the run lacks; MLflow refuses to change a logged param, so a changed value is fatal."""
+    """Return the params the run lacks; MLflow refuses to change a logged one, so a change is fatal."""
     wanted = {key: str(value) for key, value in params.items()}
     logged = run.data.params
     clashes = [f"{k}: {logged[k]!r} != {v!r}" for k, v in wanted.items() if k in logged and logged[k] != v]

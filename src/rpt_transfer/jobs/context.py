@@ -30,7 +30,8 @@ class JobContext:
         """MLflow for this plan, or None when tracking is off (imports mlflow only when used)."""
         if self.plan.tracking_uri is None:
             return None
-        from rpt_transfer.tracking import Tracker, default_artifact_root
+        from rpt_transfer.settings import default_artifact_root
+        from rpt_transfer.tracking import Tracker
 
         root = self.store.local_path()
         artifacts = default_artifact_root(root) if root is not None else None

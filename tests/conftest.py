@@ -1,0 +1,59 @@
+"""Shared fixtures: real servers on loopback (moto S3, mlflow) and small study files."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from servers_mlflow import mlflow_server  # noqa: F401 - fixture
+from servers_s3 import s3_server, s3_store_uri  # noqa: F401 - fixtures
+
+REPO = Path(__file__).resolve().parents[1]
+CLI = [sys.executable, "-m", "rpt_transfer"]
+
+
+def tiny_study(store: str, **changes: object) -> dict:
+    """A small observational study with two tiny models, quick enough for end-to-end tests."""
+    study = {
+        "study": "mini",
+        "kind": "observational",
+        "store": store,
+        "models": {
+            "base": {"tiny": {"corpus": {"smoke_arith": 64, "smoke_facts": 64}, "steps": 4, "seed": 0}},
+            "rpt": {"tiny": {"init": "base", "corpus": {"smoke_arith": 32}, "steps": 2, "seed": 1}},
+        },
+        "pairs": [{"name": "p", "rpt": "rpt", "base": "base", "domains": ["math"], "algorithm": "grpo"}],
+        "benchmarks": ["smoke"],
+        "limit": 4,
+        "sampling": {"temperature": 0.8, "max_tokens": 6, "n": 2, "seed": 3},
+        "resources": {"shards": 2},
+    }
+    study.update(changes)
+    return study
+
+
+def write_study(path: Path, study: dict) -> Path:
+    """Write a study dict as YAML and return its path."""
+    path.write_text(yaml.safe_dump(study, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def run_cli(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess:
+    """Run `rpt-transfer` in a subprocess, as a user would."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run(
+        [*CLI, *args], capture_output=True, text=True, env=full_env, timeout=timeout, cwd=REPO, check=False
+    )
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private checkpoint cache, so tests never share downloaded weights."""
+    path = tmp_path / "cache"
+    monkeypatch.setenv("RPT_CACHE", str(path))
+    return path

@@ -1,0 +1,145 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from conftest import tiny_study
+from rpt_transfer.errors import PlanError
+from rpt_transfer.plan import Plan, load_plan, make_plan
+from rpt_transfer.spec import parse_study
+
+STORE = "file:///nowhere/store"
+
+
+def plan_of(**changes: object) -> Plan:
+    return make_plan(parse_study(yaml.safe_dump(tiny_study(STORE, **changes)), "s.yaml"), STORE, None)
+
+
+def ids(plan: Plan, kind: str) -> set[str]:
+    return {job.id for job in plan.jobs if job.kind == kind}
+
+
+def test_shape_and_counts() -> None:
+    plan = plan_of()
+    counts = plan.counts()
+    # 2 models × 2 benchmarks × 2 shards; limit 4 items; n = 2
+    assert counts == {
+        "pretrain": 2,
+        "generate": 8,
+        "score": 4,
+        "aggregate": 1,
+        "jobs": 15,
+        "prompts": 16,
+        "samples": 32,
+    }
+    position = {job.id: index for index, job in enumerate(plan.jobs)}
+    for job in plan.jobs:
+        assert all(position[dep] < position[job.id] for dep in job.deps)
+        assert job.key.endswith(job.id)
+
+
+def test_ids_are_stable_across_processes() -> None:
+    """Same inputs, same ids, whatever the interpreter's hash seed (a stand-in for another machine)."""
+    code = (
+        "import yaml, sys; sys.path.insert(0, 'tests'); from conftest import tiny_study;"
+        "from rpt_transfer.spec import parse_study; from rpt_transfer.plan import make_plan;"
+        f"p = make_plan(parse_study(yaml.safe_dump(tiny_study({STORE!r})), 's'), {STORE!r}, None);"
+        "print(' '.join(j.id for j in p.jobs))"
+    )
+    outputs = set()
+    for seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        result = subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            env=env,
+            check=True,
+            cwd=os.path.dirname(os.path.dirname(__file__)),
+        )
+        outputs.add(result.stdout.strip())
+    assert outputs == {" ".join(job.id for job in plan_of().jobs)}
+
+
+def test_golden_pretrain_id() -> None:
+    """Pins the id scheme: if this changes, every stored result is orphaned, so it must be on purpose."""
+    assert sorted(ids(plan_of(), "pretrain")) == GOLDEN_PRETRAIN_IDS
+
+
+GOLDEN_PRETRAIN_IDS = ["30b7b4eeffe70f97", "b243f335e1db9e14"]
+
+
+def test_sampling_change_moves_generate_ids_only_downstream() -> None:
+    before, after = plan_of(), plan_of(sampling={"temperature": 0.8, "max_tokens": 6, "n": 2, "seed": 4})
+    assert ids(before, "pretrain") == ids(after, "pretrain")
+    assert ids(before, "generate").isdisjoint(ids(after, "generate"))
+    assert ids(before, "score").isdisjoint(ids(after, "score"))
+
+
+def test_override_moves_only_that_benchmark() -> None:
+    before, after = plan_of(), plan_of(overrides={"smoke_facts": {"max_tokens": 5}})
+    changed = ids(after, "generate") - ids(before, "generate")
+    moved = {job.context["benchmark"] for job in after.jobs if job.id in changed}
+    assert moved == {"smoke_facts"}
+
+
+def test_names_are_not_identity() -> None:
+    """Renaming a model or the study reuses every generation and score."""
+    study = tiny_study(STORE)
+    study["models"] = {"b2": study["models"]["base"], "r2": {**study["models"]["rpt"]}}
+    study["models"]["r2"] = {"tiny": {**study["models"]["r2"]["tiny"], "init": "b2"}}
+    study["pairs"] = [{**study["pairs"][0], "rpt": "r2", "base": "b2"}]
+    study["study"] = "renamed"
+    renamed = make_plan(parse_study(yaml.safe_dump(study), "s"), STORE, None)
+    original = plan_of()
+    for kind in ("pretrain", "generate", "score"):
+        assert ids(renamed, kind) == ids(original, kind)
+    assert ids(renamed, "aggregate") != ids(original, "aggregate")
+
+
+def test_shared_base_is_evaluated_once() -> None:
+    study = tiny_study(STORE)
+    study["models"]["rpt2"] = {"tiny": {"init": "base", "corpus": {"smoke_facts": 32}, "steps": 2, "seed": 1}}
+    study["pairs"].append(
+        {"name": "q", "rpt": "rpt2", "base": "base", "domains": ["knowledge"], "algorithm": "grpo"}
+    )
+    plan = make_plan(parse_study(yaml.safe_dump(study), "s"), STORE, None)
+    assert plan.counts()["score"] == 6  # 3 distinct models × 2 benchmarks
+
+
+def test_fanout_payload_is_small_and_complete() -> None:
+    plan = plan_of()
+    payload = plan.fanout()
+    assert payload["plan"] == f"{STORE}/studies/mini/plan.json"
+    assert sum(len(items) for items in payload["stages"].values()) == len(plan.jobs)
+    for items in payload["stages"].values():
+        for item in items:
+            assert set(item) == {"id", "key"}
+    assert len(json.dumps(payload)) < 200 * len(plan.jobs)
+
+
+def test_plan_round_trip_and_errors() -> None:
+    plan = plan_of()
+    assert load_plan(plan.to_json(), "p.json") == plan
+    with pytest.raises(PlanError, match=r"^p.json: not a rpt-transfer plan"):
+        load_plan('{"jobs": 3}', "p.json")
+    with pytest.raises(PlanError, match="job 'ffff' is not in the plan of study 'mini'"):
+        plan.job("ffff")
+
+
+def test_shards_never_exceed_items() -> None:
+    plan = plan_of(limit=1, resources={"shards": 8})
+    generate = [job for job in plan.jobs if job.kind == "generate"]
+    assert len(generate) == 4 and all(job.context["items"] == 1 for job in generate)
+
+
+def test_interventional_cannot_be_planned_yet() -> None:
+    text = (
+        "study: c\nkind: interventional\nmodels: {b: {tiny: {corpus: {smoke_arith: 4}, steps: 1}}}\n"
+        "base: b\ntrain: [{name: m, domain: math}]\nbenchmarks: [smoke]\n"
+    )
+    with pytest.raises(PlanError, match="interventional"):
+        make_plan(parse_study(text, "c.yaml"), STORE, None)

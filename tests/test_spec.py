@@ -1,0 +1,142 @@
+from pathlib import Path
+
+import pytest
+
+from conftest import tiny_study, write_study
+from rpt_transfer.errors import SpecError
+from rpt_transfer.spec import ObservationalStudy, load_study, parse_study
+
+
+def test_tiny_study_loads(tmp_path: Path) -> None:
+    study = load_study(write_study(tmp_path / "s.yaml", tiny_study(str(tmp_path / "store"))))
+    assert isinstance(study, ObservationalStudy)
+    assert study.sampling_for("smoke_arith").n == 2
+
+
+def test_smoke_study_loads() -> None:
+    study = load_study(Path(__file__).parents[1] / "studies" / "smoke.yaml")
+    assert study.sampling_for("smoke_facts").temperature == 0.0
+    assert study.sampling_for("smoke_arith").temperature == 0.7
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        ({"sampling": {"temprature": 0.5}}, "s.yaml: sampling.temprature: unknown field"),
+        ({"sampling": {"temperature": -1}}, "s.yaml: sampling.temperature: "),
+        (
+            {"benchmarks": ["smoke_arth"]},
+            "benchmarks[0]: unknown benchmark 'smoke_arth' (did you mean smoke_arith",
+        ),
+        ({"kind": "observatonal"}, "kind: `kind` must be `observational` or `interventional`"),
+        ({"study": "Bad Name"}, "study: String should match pattern"),
+        (
+            {"overrides": {"gsm8k": {"n": 4}}},
+            "overrides.gsm8k: not a benchmark of this study; accepted: smoke_arith",
+        ),
+        (
+            {
+                "pairs": [
+                    {"name": "p", "rpt": "nope", "base": "base", "domains": ["math"], "algorithm": "grpo"}
+                ]
+            },
+            "pairs[0].rpt: unknown model 'nope'; accepted: base, rpt",
+        ),
+        (
+            {
+                "pairs": [
+                    {"name": "p", "rpt": "rpt", "base": "base", "domains": ["chemistry"], "algorithm": "grpo"}
+                ]
+            },
+            "pairs[0].domains[0]: Input should be 'math', 'code' or 'knowledge'",
+        ),
+        ({"models": {"m": {"hub": "org/model"}}}, "models.m: Value error, a hub model needs `revision`"),
+        (
+            {"models": {"m": {"hub": "org/model", "revision": "abc", "path": "checkpoints/x"}}},
+            "models.m: Value error, give exactly one of hub, path or tiny (got hub, path)",
+        ),
+    ],
+)
+def test_spec_errors_name_file_field_and_accepted(tmp_path: Path, change: dict, expected: str) -> None:
+    path = write_study(tmp_path / "s.yaml", tiny_study("store", **change))
+    with pytest.raises(SpecError) as caught:
+        load_study(path)
+    assert any(expected in line for line in caught.value.problems), caught.value.problems
+    assert all(line.startswith(f"{path}: ") for line in caught.value.problems)
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
+    study = tiny_study("store", sampling={"n": 0, "colour": "red"}, benchmarks=["nope"])
+    with pytest.raises(SpecError) as caught:
+        load_study(write_study(tmp_path / "s.yaml", study))
+    # pydantic problems come first; cross-field checks run only on a structurally valid spec
+    assert len(caught.value.problems) == 2
+    assert "(and 1 more problems)" in str(caught.value)
+
+
+def test_cross_field_problems_together(tmp_path: Path) -> None:
+    study = tiny_study("store", benchmarks=["nope", "smoke"])
+    study["models"]["rpt"]["tiny"]["init"] = "ghost"
+    with pytest.raises(SpecError) as caught:
+        load_study(write_study(tmp_path / "s.yaml", study))
+    text = "\n".join(caught.value.problems)
+    assert "benchmarks[0]: unknown benchmark 'nope'" in text
+    assert "models.rpt.tiny.init: 'ghost' is not a tiny model; accepted: base" in text
+
+
+def test_init_cycle_is_refused() -> None:
+    study = tiny_study("store")
+    study["models"]["base"]["tiny"]["init"] = "rpt"
+    import yaml
+
+    with pytest.raises(SpecError, match="cycle"):
+        parse_study(yaml.safe_dump(study), "s.yaml")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("study: [unclosed", "s.yaml: malformed YAML at line 1"),
+        ("- a list", "s.yaml: expected a mapping"),
+        ("", "s.yaml: expected a mapping"),
+    ],
+)
+def test_malformed_yaml(text: str, expected: str) -> None:
+    with pytest.raises(SpecError, match="^" + expected.replace("(", r"\(")):
+        parse_study(text, "s.yaml")
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no such study file"):
+        load_study(tmp_path / "absent.yaml")
+
+
+def test_interventional_study_validates() -> None:
+    text = """
+study: canary
+kind: interventional
+models: {base: {tiny: {corpus: {smoke_arith: 10}, steps: 2}}}
+base: base
+train: [{name: math-grpo, domain: math}]
+benchmarks: [smoke]
+"""
+    study = parse_study(text, "i.yaml")
+    assert study.kind == "interventional"
+
+
+def test_unpinned_revision_is_allowed_but_flagged() -> None:
+    pinned = parse_study(_hub_study("0123456789abcdef0123456789abcdef01234567"), "h.yaml")
+    loose = parse_study(_hub_study("main"), "h.yaml")
+    assert pinned.models["r"].pinned() and not loose.models["r"].pinned()
+
+
+def _hub_study(revision: str) -> str:
+    return f"""
+study: hub
+kind: observational
+models:
+  r: {{hub: org/rpt, revision: "{revision}"}}
+  b: {{hub: org/base, revision: "{revision}"}}
+pairs: [{{name: p, rpt: r, base: b, domains: [math], algorithm: grpo}}]
+benchmarks: [smoke_arith]
+"""
