@@ -132,3 +132,22 @@ def test_s3_store_and_mlflow_server(tmp_path: Path, s3_store_uri: str, mlflow_se
     experiment = client.get_experiment_by_name("rpt-transfer/mini-s3")
     runs = client.search_runs([experiment.experiment_id])
     assert sorted(run.data.tags["run_type"] for run in runs) == ["result"] * 4 + ["study"]
+
+
+def test_one_shard_and_two_shards_give_the_same_rows(finished_study, tmp_path: Path) -> None:
+    """Sharding changes which job makes a sample, never the sample (per-item seeds)."""
+    _, store, _ = finished_study
+    study = write_study(
+        tmp_path / "one-shard.yaml", tiny_study(str(store), study="mini-one-shard", resources={"shards": 1})
+    )
+    result = run_cli("run", str(study))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "│ pretrain  │    0 │      2 │" in result.stdout  # the models are shared with the first study
+    rows = scores_of(str(store))
+    columns = ["model_ref", "benchmark", "item_id", "sample_index", "completion", "correct"]
+    by_generation_count = {
+        count: frame[columns].sort_values(columns[:4]).reset_index(drop=True)
+        for count, frame in rows.groupby(rows["job"].map(rows.groupby("job")["generation_job"].nunique()))
+    }
+    assert sorted(by_generation_count) == [1, 2]
+    pd.testing.assert_frame_equal(by_generation_count[1], by_generation_count[2])

@@ -10,7 +10,7 @@ from typing import Any
 
 from rpt_transfer.benchmarks.base import BenchmarkSpec, Item, SyntheticSource
 
-PROMPT_V1 = "What is {a}+{b}? End with ANSWER: <number>."
+PROMPT_V1 = "What is {a}+{b}? Reply ANSWER: <number>"
 TEST_SEED = 20261126
 MAX_OPERAND = 20
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from rpt_transfer.benchmarks.base import BenchmarkSpec, Item, SyntheticSource
 
-PROMPT_V1 = "Capital of {country}? A) {A} B) {B} C) {C} D) {D}. End with ANSWER: <letter>."
+PROMPT_V1 = "Capital of {country}? A) {A} B) {B} C) {C} D) {D} Reply ANSWER: <letter>"
 TEST_SEED = 20261127
 WORLD_SEED = 7
 WORLD_SIZE = 16

@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer
@@ -51,6 +51,8 @@ class HFBackend:
         self, model_path: Path | str, prompt_mode: PromptMode, device: str | None = None, batch_size: int = 16
     ) -> None:
         path = Path(model_path)
+        if prompt_mode not in get_args(PromptMode):
+            raise RptError(f"HF backend: unknown prompt mode {prompt_mode!r}; accepted: chat, raw")
         if not (path / "config.json").is_file():
             raise RptError(f"HF backend: {path} is not a local HF checkpoint (no config.json)")
         if batch_size < 1:
@@ -177,6 +179,9 @@ class HFBackend:
     def _finish(self, row: _Row, generated: list[int], params: SamplingParams) -> GenResult | None:
         """Return the row's result if its latest token ended it (end of sequence, stop string, length)."""
         ended = generated[-1] in self.eos_ids
+        if not (params.stop or ended or len(generated) >= params.max_tokens):
+            return None  # nothing can have ended it: skip decoding
+        # Decoding the whole text (not the new token alone) finds stop strings that span tokens.
         text = self.tokenizer.decode(generated[:-1] if ended else generated, skip_special_tokens=True)
         cut = cut_at_stop(text, params.stop)
         if cut is not None:
@@ -209,12 +214,12 @@ def _error(
 def _pick(logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator]) -> torch.Tensor:
     """Next token per row: argmax at temperature 0, else top-p sampling by inverse CDF.
 
-    Every row draws exactly one uniform number per step from its own CPU generator, so its samples
-    are the same in any batch and on any device (up to float noise in the probabilities).
+    When sampling, every row draws exactly one uniform number per step from its own CPU generator,
+    so its samples are the same in any batch and on any device (up to float noise in the probabilities).
     """
-    uniforms = torch.stack([torch.rand((), generator=g) for g in generators]).to(logits.device)
     if params.temperature == 0:
         return logits.argmax(dim=-1)
+    uniforms = torch.stack([torch.rand((), generator=g) for g in generators]).to(logits.device)
     probs = torch.softmax(logits / params.temperature, dim=-1)
     sorted_probs, order = probs.sort(dim=-1, descending=True)
     if params.top_p < 1:

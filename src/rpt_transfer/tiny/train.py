@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -29,6 +30,7 @@ def train_lm(
     seed: int = 0,
     init_dir: Path | None = None,
     on_step: Callable[[int, float], None] | None = None,
+    threads: int | None = 1,
 ) -> dict[str, float]:
     """Train a causal LM on `texts` and save model and tokenizer to `out_dir` in HF format.
 
@@ -47,6 +49,9 @@ def train_lm(
         seed: Seeds initialisation and batch order.
         init_dir: An HF checkpoint to continue from instead of fresh weights.
         on_step: Called as `on_step(step, loss)` after each step, e.g. to drive a progress bar.
+        threads: CPU threads for torch while training, restored afterwards; None keeps torch's setting.
+            One is the default: models this small gain little from more, slow down badly when
+            other processes share the cores, and one thread gives the same weights on any machine size.
 
     Returns:
         `loss` (last step), `loss_last_10` (mean of the last ten steps), `steps` and `seconds`.
@@ -55,11 +60,33 @@ def train_lm(
         raise RptError("train_lm: no training texts given; expected at least one")
     if steps < 1 or batch_size < 1:
         raise RptError(f"train_lm: steps ({steps}) and batch_size ({batch_size}) must be at least 1")
-    started = time.perf_counter()
-    model, tokenizer = _start(config, seed, init_dir)
-    max_len = model.config.max_position_embeddings
-    examples = _frame(tokenizer, texts, max_len)
-    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    with _torch_threads(threads):
+        started = time.perf_counter()
+        model, tokenizer = _start(config, seed, init_dir)
+        examples = _frame(tokenizer, texts, model.config.max_position_embeddings)
+        pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+        losses = _fit(model, examples, pad_id, steps, batch_size, lr, seed, on_step)
+        _save(model, tokenizer, Path(out_dir))
+    last = losses[-10:]
+    return {
+        "loss": losses[-1],
+        "loss_last_10": sum(last) / len(last),
+        "steps": float(steps),
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def _fit(
+    model: PreTrainedModel,
+    examples: list[list[int]],
+    pad_id: int,
+    steps: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+    on_step: Callable[[int, float], None] | None,
+) -> list[float]:
+    """Run the optimizer loop in place on `model`; returns the loss of every step."""
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, betas=(0.9, 0.98), weight_decay=0.01)
     warmup = max(1, min(50, steps // 10))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: _lr_factor(step, warmup, steps))
@@ -80,14 +107,19 @@ def train_lm(
             if on_step is not None:
                 on_step(step, losses[-1])
     model.eval()
-    _save(model, tokenizer, out_dir)
-    last = losses[-10:]
-    return {
-        "loss": losses[-1],
-        "loss_last_10": sum(last) / len(last),
-        "steps": float(steps),
-        "seconds": time.perf_counter() - started,
-    }
+    return losses
+
+
+@contextmanager
+def _torch_threads(threads: int | None) -> Iterator[None]:
+    """Use `threads` CPU threads in torch for the duration, then restore the previous setting."""
+    previous = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
 def _start(
@@ -143,7 +175,6 @@ def _lr_factor(step: int, warmup: int, total: int) -> float:
 
 def _save(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, out_dir: Path) -> None:
     """Write an HF checkpoint that `from_pretrained` loads offline; weights go to safetensors."""
-    out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     tokenizer.model_max_length = model.config.max_position_embeddings
     model.generation_config.pad_token_id = tokenizer.pad_token_id
