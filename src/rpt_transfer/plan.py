@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 from rpt_transfer import benchmarks
 from rpt_transfer.benchmarks import BenchmarkSpec
 from rpt_transfer.errors import PlanError
-from rpt_transfer.hashing import canonical_json, short_hash
+from rpt_transfer.hashing import short_hash
 from rpt_transfer.scoring import get_scorer
 from rpt_transfer.spec import InterventionalStudy, ModelSpec, ObservationalStudy
 
@@ -281,8 +281,3 @@ def _topological(jobs: list[Job]) -> list[Job]:
     for job in jobs:
         visit(job)
     return list(done.values())
-
-
-def plan_digest(plan: Plan) -> str:
-    """Hash of the job ids, to tell whether two plans would do the same work."""
-    return short_hash(canonical_json(sorted(job.id for job in plan.jobs)))
