@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 from rpt_transfer.jobs.progress import Progress
 from rpt_transfer.plan import Job, Plan
-from rpt_transfer.store import ObjectWriter, Store
+from rpt_transfer.store import Store
 
 if TYPE_CHECKING:
     from rpt_transfer.tracking import Tracker
