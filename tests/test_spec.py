@@ -16,7 +16,7 @@ def test_tiny_study_loads(tmp_path: Path) -> None:
 def test_smoke_study_loads() -> None:
     study = load_study(Path(__file__).parents[1] / "studies" / "smoke.yaml")
     assert study.sampling_for("smoke_facts").temperature == 0.0
-    assert study.sampling_for("smoke_arith").temperature == 0.7
+    assert study.sampling_for("smoke_arith").temperature == 0.5
 
 
 @pytest.mark.parametrize(

@@ -78,6 +78,8 @@ def test_mlflow_has_one_run_per_model_and_benchmark(finished_study) -> None:
     assert by_cell[("base", "smoke_facts")].data.tags["role"] == "base"
     assert rpt_arith.data.tags["mlflow.parentRunId"] == parents[0].info.run_id
     assert rpt_arith.data.params["sampling.n"] == "2"
+    assert rpt_arith.data.params["model_source"] == "pretrain job"
+    assert len(rpt_arith.data.params["revision"]) == 16
     assert rpt_arith.data.metrics["n_samples"] == 8
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "report")}
     assert "report/report.html" in artifacts

@@ -12,6 +12,7 @@ import pandas as pd
 from rpt_transfer.analysis import PairInfo, write_report
 from rpt_transfer.jobs import score
 from rpt_transfer.jobs.context import JobContext
+from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import from_parquet
 from rpt_transfer.store import Manifest, software_versions
 
@@ -36,10 +37,15 @@ def provenance(ctx: JobContext) -> dict:
         "spec_sha": ctx.plan.spec_sha,
         "aggregate_job": ctx.job.id,
         "score_jobs": ", ".join(ctx.job.deps),
-        "models": {job.context["model"]: str(job.inputs["model"]) for job in generate},
+        "models": {job.context["model"]: _describe(job.inputs["model"], ctx) for job in generate},
         "sampling": {job.context["benchmark"]: str(job.inputs["sampling"]) for job in generate},
         "software": software_versions(),
     }
+
+
+def _describe(ref: dict, ctx: JobContext) -> str:
+    source = model_source(ref, ctx.plan)
+    return f"{source['model_source']} @ {source['revision']}"
 
 
 def pairs(ctx: JobContext) -> list[PairInfo]:

@@ -32,6 +32,16 @@ def local_model_dir(ref: dict[str, Any], plan: Plan, store: Store) -> Path:
     return _hub_snapshot(ref["hub"], ref["revision"])
 
 
+def model_source(ref: dict[str, Any], plan: Plan) -> dict[str, str]:
+    """Where a model's weights come from, as MLflow params: a source and the revision that pins it."""
+    if "hub" in ref:
+        return {"model_source": ref["hub"], "revision": ref["revision"]}
+    if "store_path" in ref:
+        return {"model_source": ref["store_path"], "revision": "(store checkpoint)"}
+    job = plan.job(ref["job"])
+    return {"model_source": f"{job.kind} job", "revision": job.id}
+
+
 def fetch_checkpoint(store: Store, key: str) -> Path:
     """Download a checkpoint once per manifest into the cache; every object is checked against it."""
     manifest = store.manifest(key)

@@ -11,6 +11,7 @@ from rpt_transfer.analysis.tables import accuracy_table
 from rpt_transfer.errors import JobError
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.generate import PART, benchmark_for
+from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import SCORE_SCHEMA, from_parquet, to_parquet
 from rpt_transfer.scoring import Verdict, get_scorer
 from rpt_transfer.store import Manifest
@@ -85,7 +86,7 @@ def track(ctx: JobContext, metrics: dict[str, float]) -> None:
     generate = ctx.dep_jobs()[0].inputs
     params = {
         "model": context["model"],
-        "model_ref": generate["model"],
+        **model_source(generate["model"], ctx.plan),
         "benchmark": context["benchmark"],
         "benchmark_version": inputs["benchmark"]["version"],
         "prompt_mode": generate["prompt_mode"],
