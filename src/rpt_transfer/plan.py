@@ -179,8 +179,10 @@ class _Planner:
     def evaluate(self, name: str, bench: BenchmarkSpec, tags: dict[str, str]) -> Job:
         """Generate jobs (one per shard) and the score job of one model on one benchmark."""
         ref, model_deps = self.model_ref(name)
-        sampling = self.study.sampling_for(bench.name)
-        size = bench.size(self.study.limit)
+        sampling = self.study.sampling_for(bench.name, bench.repeats)
+        options = self.study.benchmark_options.get(bench.name)
+        identity = bench.identity(options)
+        size = bench.size(self.study.limit, options)
         shards = min(self.study.resources.shards, size) or 1
         context = {"study": self.study.study, "model": name, "benchmark": bench.name}
         generate_ids = []
@@ -189,7 +191,7 @@ class _Planner:
             inputs = {
                 "model": ref,
                 "prompt_mode": self.study.models[name].prompt_mode,
-                "benchmark": bench.identity(),
+                "benchmark": identity,
                 "limit": self.study.limit,
                 "sampling": sampling.model_dump(mode="json"),
                 "shard": {"index": shard, "count": shards, "start": start, "stop": stop},
@@ -202,7 +204,7 @@ class _Planner:
         _, scorer_version = get_scorer(bench.scorer)
         inputs = {
             "generations": generate_ids,
-            "benchmark": bench.identity(),
+            "benchmark": identity,
             "scorer": {"name": bench.scorer, "version": scorer_version},
         }
         return self.add(make_job("score", inputs, generate_ids, {**context, "tags": tags}, self.study.study))

@@ -139,16 +139,20 @@ class _StudyBase(_Strict):
     """Sampling for every benchmark."""
     overrides: dict[str, SamplingOverride] = {}
     """Benchmark name -> sampling changes for that benchmark."""
+    benchmark_options: dict[str, dict[str, Any]] = {}
+    """Benchmark name -> its sub-task selection (e.g. LegalBench `tasks`), checked by the benchmark."""
     resources: Resources = Resources()
     """Sharding and placement of generation jobs."""
 
-    def sampling_for(self, benchmark: str) -> SamplingParams:
-        """The study's sampling with this benchmark's override applied (spec layer over defaults)."""
+    def sampling_for(self, benchmark: str, repeats: int = 1) -> SamplingParams:
+        """Sampling for one benchmark: the study's, its repeats unless the study sets n, then its override."""
+        sampling = self.sampling
+        if "n" not in sampling.model_fields_set:
+            sampling = sampling.model_copy(update={"n": repeats})
         override = self.overrides.get(benchmark)
-        if override is None:
-            return self.sampling
-        changes = override.model_dump(exclude_none=True)
-        return self.sampling.model_copy(update=changes)
+        if override is not None:
+            sampling = sampling.model_copy(update=override.model_dump(exclude_none=True))
+        return sampling
 
 
 class ObservationalStudy(_StudyBase):
@@ -248,6 +252,21 @@ def cross_check(study: ObservationalStudy | InterventionalStudy) -> list[str]:
     return problems
 
 
+def _check_options(study: ObservationalStudy | InterventionalStudy, known: set[str]) -> list[str]:
+    problems = []
+    for name, options in study.benchmark_options.items():
+        if name not in known:
+            continue
+        try:
+            benchmarks.get_benchmark(name).parse_options(options)
+        except ValidationError as err:
+            for error in err.errors():
+                problems.append(f"benchmark_options.{name}.{_pydantic_line(error, strip=0)}")
+        except ValueError as err:
+            problems.append(f"benchmark_options.{name}: {err}")
+    return problems
+
+
 def _check_models(study: ObservationalStudy | InterventionalStudy) -> list[str]:
     problems: list[str] = []
     for name, model in study.models.items():
@@ -297,8 +316,8 @@ def _parse_yaml(text: str, name: str) -> Any:
     return data
 
 
-def _pydantic_line(error: Any) -> str:
-    loc = list(error["loc"][1:])  # drop the wrapper field, then the union's tag
+def _pydantic_line(error: Any, strip: int = 1) -> str:
+    loc = list(error["loc"][strip:])  # drop the wrapper field, then the union's tag
     if loc and loc[0] in ("observational", "interventional"):
         loc = loc[1:]
     where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"

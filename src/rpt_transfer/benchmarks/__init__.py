@@ -6,11 +6,16 @@ Real benchmarks join `ALL_BENCHMARKS` one module each; suites name groups of the
 import difflib
 from collections.abc import Sequence
 
-from rpt_transfer.benchmarks import smoke_arith, smoke_facts
+from rpt_transfer.benchmarks import gsm8k, math500, smoke_arith, smoke_facts
 from rpt_transfer.benchmarks.base import DOMAINS, BenchmarkSpec, Domain, Item, SyntheticSource, stable_id
 from rpt_transfer.errors import UnknownBenchmark
 
-ALL_BENCHMARKS: tuple[BenchmarkSpec, ...] = (smoke_arith.BENCHMARK, smoke_facts.BENCHMARK)
+ALL_BENCHMARKS: tuple[BenchmarkSpec, ...] = (
+    gsm8k.BENCHMARK,
+    math500.BENCHMARK,
+    smoke_arith.BENCHMARK,
+    smoke_facts.BENCHMARK,
+)
 _BY_NAME = {b.name: b for b in ALL_BENCHMARKS}
 
 SUITES: dict[str, tuple[str, ...]] = {

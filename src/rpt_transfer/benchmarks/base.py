@@ -6,8 +6,11 @@ in `rpt_transfer.scoring`, so evaluation and RL rewards share one verifier per a
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
+from pydantic import BaseModel
+
+from rpt_transfer.benchmarks.sources import DatasetSource
 from rpt_transfer.hashing import short_hash
 
 Domain = Literal["math", "code", "knowledge"]
@@ -33,13 +36,24 @@ class SyntheticSource:
     seed: int
     count: int
 
-    def revision(self) -> str:
+    def data_id(self) -> str:
         """Content id of the records, so job ids change whenever the data does."""
         return short_hash([dict(r) for r in self.records()])
 
     def records(self) -> Iterator[Mapping[str, Any]]:
         """The records, in a fixed order."""
         return self.generator(self.seed, self.count)
+
+
+class Subset(NamedTuple):
+    """A benchmark's sub-task selection: which records count, and how many there are without loading."""
+
+    options: type[BaseModel]
+    """Pydantic model of the options a study may set (extra fields forbidden)."""
+    keep: Callable[[Mapping[str, Any], BaseModel], bool]
+    """Whether a record belongs to the selection."""
+    count: Callable[[BaseModel], int]
+    """Number of records the selection keeps."""
 
 
 @dataclass(frozen=True)
@@ -49,38 +63,58 @@ class BenchmarkSpec:
     name: str
     version: str
     domain: Domain
-    source: SyntheticSource
+    source: SyntheticSource | DatasetSource
     to_item: Callable[[Mapping[str, Any]], Item]
     prompt: str
     """A `str.format` template over the item's prompt_vars; states the answer format expected."""
     scorer: str
     """Name of the verifier in `rpt_transfer.scoring`."""
     repeats: int = 1
-    """Default samples per item (n) when the study does not say."""
+    """Default samples per item (n) when the study does not set n."""
     description: str = ""
+    subset: Subset | None = None
+    """Sub-task selection (LegalBench tasks, FinBen subsets, ...), when the benchmark has one."""
 
-    def items(self, limit: int | None = None) -> list[Item]:
-        """Items in source order, optionally the first `limit`."""
-        items = [self.to_item(record) for record in self.source.records()]
+    def parse_options(self, options: Mapping[str, Any] | None) -> BaseModel | None:
+        """Validated options (defaults when None); a benchmark without a subset takes none."""
+        if self.subset is None:
+            if options:
+                raise ValueError(f"benchmark {self.name} takes no options")
+            return None
+        return self.subset.options.model_validate(dict(options or {}))
+
+    def items(self, limit: int | None = None, options: Mapping[str, Any] | None = None) -> list[Item]:
+        """Items in source order (only the selected sub-tasks), optionally the first `limit`."""
+        chosen = self.parse_options(options)
+        records = self.source.records()
+        if self.subset is not None and chosen is not None:
+            records = (r for r in records if self.subset.keep(r, chosen))
+        items = [self.to_item(record) for record in records]
         return items[:limit] if limit is not None else items
 
-    def size(self, limit: int | None = None) -> int:
+    def size(self, limit: int | None = None, options: Mapping[str, Any] | None = None) -> int:
         """Number of items, known without loading the data (planning must stay cheap)."""
-        return self.source.count if limit is None else min(self.source.count, limit)
+        chosen = self.parse_options(options)
+        total = self.source.count if self.subset is None or chosen is None else self.subset.count(chosen)
+        return total if limit is None else min(total, limit)
 
     def render_prompt(self, item: Item) -> str:
         """The user message for one item."""
         return self.prompt.format(**item.prompt_vars)
 
-    def identity(self) -> dict[str, Any]:
-        """What enters job ids: name, version, dataset revision and the prompt template."""
-        return {
+    def identity(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """What enters job ids: name, version, data identity, prompt template, scorer and options."""
+        identity = {
             "name": self.name,
             "version": self.version,
-            "dataset_revision": self.source.revision(),
+            "data": self.source.data_id(),
             "prompt_sha": short_hash(self.prompt),
             "scorer": self.scorer,
         }
+        chosen = self.parse_options(options)
+        if chosen is not None:
+            identity["options"] = chosen.model_dump(mode="json")
+        return identity
 
 
 def stable_id(prefix: str, *parts: str) -> str:

@@ -16,10 +16,11 @@ PART = "part-00000.parquet"
 def benchmark_for(identity: dict) -> BenchmarkSpec:
     """The registry's benchmark, refusing a plan made for another version of it."""
     bench = benchmarks.get_benchmark(identity["name"])
-    if bench.identity() != identity:
+    installed = bench.identity(identity.get("options"))
+    if installed != identity:
         raise JobError(
             f"benchmark {bench.name}: the plan was made for {canonical_json(identity)} but this installation "
-            f"has {canonical_json(bench.identity())}; re-plan the study with this version of rpt-transfer"
+            f"has {canonical_json(installed)}; re-plan the study with this rpt-transfer and data"
         )
     return bench
 
@@ -34,7 +35,7 @@ def run(ctx: JobContext) -> Manifest:
     inputs, context = ctx.job.inputs, ctx.job.context
     bench = benchmark_for(inputs["benchmark"])
     shard = inputs["shard"]
-    items = bench.items(inputs["limit"])[shard["start"] : shard["stop"]]
+    items = bench.items(inputs["limit"], inputs["benchmark"].get("options"))[shard["start"] : shard["stop"]]
     params = SamplingParams.model_validate(inputs["sampling"])
     requests = [
         GenRequest(

@@ -41,9 +41,10 @@ def _verdict(verify, row: dict, reference: str) -> Verdict:
 
 def score_rows(ctx: JobContext) -> list[dict]:
     """Score rows for every generated sample of this job's model and benchmark."""
-    bench = benchmark_for(ctx.job.inputs["benchmark"])
+    identity = ctx.job.inputs["benchmark"]
+    bench = benchmark_for(identity)
     verify, _ = get_scorer(bench.scorer)
-    references = {item.id: item.reference for item in bench.items()}
+    references = {item.id: item.reference for item in bench.items(options=identity.get("options"))}
     generations = read_generations(ctx).to_pylist()
     ctx.progress.start(len(generations), f"score {ctx.job.context['model']} × {bench.name}")
     rows = []

@@ -1,0 +1,133 @@
+"""Where benchmark records come from: a Hugging Face dataset pinned to a commit, or a local copy of it.
+
+On a cluster, records load from the Hub at the pinned revision. Offline (tests, air-gapped sites), point
+RPT_BENCHMARK_DATA at a folder holding local copies in the same schema; the data's identity is then the
+sha256 of those files, so job ids say which bytes were evaluated and never mix the two.
+"""
+
+import functools
+import gzip
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rpt_transfer.errors import RptError
+
+DATA_ENV = "RPT_BENCHMARK_DATA"
+Record = Mapping[str, Any]
+
+
+def data_root() -> Path | None:
+    """The local benchmark folder from RPT_BENCHMARK_DATA, or None to load from the Hub."""
+    value = os.environ.get(DATA_ENV)
+    return Path(value).expanduser().resolve() if value else None
+
+
+@dataclass(frozen=True)
+class DatasetSource:
+    """A benchmark's data: the Hub coordinates users load on a cluster, and how to read a local copy."""
+
+    hf_id: str
+    """Hub dataset id."""
+    config: str | None
+    """Dataset config (subset) name."""
+    split: str
+    """Split evaluated."""
+    revision: str
+    """Hub commit the study is pinned to."""
+    local_files: tuple[str, ...]
+    """Files under the local data root that hold the same records (their sha256 is the data id offline)."""
+    read_local: Callable[[Path], Iterator[Record]]
+    """Reads the local copy, given the data root."""
+    count: int
+    """Number of records, known without loading (plans must stay cheap)."""
+    required: tuple[str, ...]
+    """Fields every record must have."""
+
+    def data_id(self) -> str:
+        """Identity of the records: the Hub revision, or the digest of the local files."""
+        root = data_root()
+        if root is None:
+            return f"hf:{self.hf_id}@{self.revision}"
+        return "sha256:" + _digest(tuple(str(self._local(root, name)) for name in self.local_files))
+
+    def records(self) -> Iterator[Record]:
+        """Every record, checked for the required fields."""
+        root = data_root()
+        if root is None:
+            rows, where = _hub_rows(self), f"{self.hf_id}@{self.revision}"
+        else:
+            rows, where = self.read_local(root), str(self._local(root, self.local_files[0]))
+        for index, row in enumerate(rows):
+            missing = [name for name in self.required if name not in row]
+            if missing:
+                raise RptError(
+                    f"{where}: record {index} lacks {', '.join(map(repr, missing))}; "
+                    f"required fields: {', '.join(self.required)}"
+                )
+            yield row
+
+    def _local(self, root: Path, name: str) -> Path:
+        path = root / name
+        if not path.exists():
+            raise RptError(
+                f"{path}: no local copy of {self.hf_id} ({DATA_ENV}={root}); expected {name} there"
+            )
+        return path
+
+
+@functools.lru_cache(maxsize=64)
+def _digest(paths: tuple[str, ...]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        files = (
+            sorted(p for p in Path(path).rglob("*") if p.is_file()) if Path(path).is_dir() else [Path(path)]
+        )
+        for file in files:
+            digest.update(file.name.encode())
+            digest.update(file.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def _hub_rows(source: DatasetSource) -> Iterator[Record]:
+    try:
+        import datasets
+    except ImportError:
+        raise RptError(
+            f"loading {source.hf_id} from the Hub needs the `datasets` package "
+            f"(pip install 'rpt-transfer[hub]'), or set {DATA_ENV} to a folder with local copies"
+        ) from None
+    try:
+        table = datasets.load_dataset(
+            source.hf_id, source.config, split=source.split, revision=source.revision
+        )
+    except Exception as err:  # the Hub client raises many types; one line naming the dataset is what helps
+        raise RptError(
+            f"cannot load {source.hf_id} (config {source.config}, split {source.split}) at revision "
+            f"{source.revision}: {type(err).__name__}: {err}"
+        ) from None
+    return iter(table)
+
+
+def read_jsonl(path: Path) -> Iterator[Record]:
+    """Rows of a JSON Lines file, gzipped or not."""
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                try:
+                    yield json.loads(line)
+                except json.JSONDecodeError as err:
+                    raise RptError(f"{path}: line {number} is not JSON ({err.msg})") from None
+
+
+def read_json(path: Path) -> Any:
+    """A whole JSON file; one line naming the file when it is not JSON."""
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise RptError(f"{path}: not JSON ({err.msg} at line {err.lineno})") from None
