@@ -8,6 +8,7 @@ from rich.table import Table
 
 from rpt_transfer import benchmarks, settings
 from rpt_transfer.benchmarks import BenchmarkSpec
+from rpt_transfer.benchmarks.sources import UNPINNED, DatasetSource, data_root
 from rpt_transfer.errors import PlanError
 from rpt_transfer.executors import JobState, LocalExecutor, Outcome
 from rpt_transfer.plan import STAGES, Plan, load_plan, make_plan, plan_key, spec_key
@@ -44,6 +45,12 @@ def load_and_resolve(path: Path, *, check_store: bool, write: bool = True) -> Lo
         for name, model in study.models.items()
         if not model.pinned()
     ]
+    if data_root() is None:
+        warnings += [
+            f"benchmark {bench.name}: {bench.source.hf_id} has no pinned revision; the Hub branch can move"
+            for bench in benchmarks.expand(study.benchmarks)
+            if isinstance(bench.source, DatasetSource) and bench.source.revision == UNPINNED
+        ]
     root = store.local_path()
     if resolved.tracking_uri is None and "none" not in resolved.tracking_from:
         if root is not None:

@@ -18,6 +18,8 @@ from typing import Any
 from rpt_transfer.errors import RptError
 
 DATA_ENV = "RPT_BENCHMARK_DATA"
+UNPINNED = "UNPINNED"
+"""Revision of a dataset whose Hub commit could not be found yet: loads the default branch, with a warning."""
 Record = Mapping[str, Any]
 
 
