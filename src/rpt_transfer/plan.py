@@ -201,7 +201,7 @@ class _Planner:
             generate_ids.append(
                 self.add(make_job("generate", inputs, model_deps, shard_context, self.study.study)).id
             )
-        _, scorer_version = get_scorer(bench.scorer)
+        scorer_version = get_scorer(bench.scorer).version
         inputs = {
             "generations": generate_ids,
             "benchmark": identity,

@@ -69,10 +69,13 @@ class PairInfo(NamedTuple):
     algorithm: str
 
 
+NOT_ERRORS = ("no_answer", "truncated")
+"""Reasons that are the model's answer (none given, or cut off by the length limit), not a scoring failure."""
+
 SAMPLE_RATES: Mapping[str, Callable[[pd.DataFrame], pd.Series]] = {
     "truncated_rate": lambda s: s["finish_reason"].eq("length"),
     "no_answer_rate": lambda s: s["reason"].eq("no_answer"),
-    "error_rate": lambda s: s["reason"].notna() & s["reason"].ne("no_answer"),
+    "error_rate": lambda s: s["reason"].notna() & ~s["reason"].isin(NOT_ERRORS),
 }
 """Per-sample flags whose share per model × benchmark goes into the accuracy table; declared as data so
 a new rate is one line here."""

@@ -6,19 +6,40 @@ Real benchmarks join `ALL_BENCHMARKS` one module each; suites name groups of the
 import difflib
 from collections.abc import Sequence
 
-from rpt_transfer.benchmarks import gsm8k, math500, smoke_arith, smoke_facts
+from rpt_transfer.benchmarks import (
+    aime24,
+    amc23,
+    finben,
+    gsm8k,
+    legalbench,
+    math500,
+    medqa,
+    pubmedqa,
+    smoke_arith,
+    smoke_facts,
+    tabfact,
+)
 from rpt_transfer.benchmarks.base import DOMAINS, BenchmarkSpec, Domain, Item, SyntheticSource, stable_id
 from rpt_transfer.errors import UnknownBenchmark
 
 ALL_BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     gsm8k.BENCHMARK,
     math500.BENCHMARK,
+    aime24.BENCHMARK,
+    amc23.BENCHMARK,
+    pubmedqa.BENCHMARK,
+    medqa.BENCHMARK,
+    tabfact.BENCHMARK,
+    legalbench.BENCHMARK,
+    finben.BENCHMARK,
     smoke_arith.BENCHMARK,
     smoke_facts.BENCHMARK,
 )
 _BY_NAME = {b.name: b for b in ALL_BENCHMARKS}
 
 SUITES: dict[str, tuple[str, ...]] = {
+    "math": ("gsm8k", "math500", "aime24", "amc23"),
+    "knowledge": ("pubmedqa", "medqa", "tabfact", "legalbench", "finben"),
     "smoke": ("smoke_arith", "smoke_facts"),
 }
 

@@ -21,6 +21,8 @@ DATA_ENV = "RPT_BENCHMARK_DATA"
 UNPINNED = "UNPINNED"
 """Revision of a dataset whose Hub commit could not be found yet: loads the default branch, with a warning."""
 Record = Mapping[str, Any]
+HubLoad = Callable[[str, str | None, str, str], Iterator[Record]]
+"""load(hf_id, config, split, revision): rows of one Hub dataset, as `datasets` returns them."""
 
 
 def data_root() -> Path | None:
@@ -49,6 +51,9 @@ class DatasetSource:
     """Number of records, known without loading (plans must stay cheap)."""
     required: tuple[str, ...]
     """Fields every record must have."""
+    read_hub: Callable[[HubLoad], Iterator[Record]] | None = None
+    """Builds the records from the Hub when one dataset is not enough (one config per task, several
+    datasets, fields to add); None loads (hf_id, config, split, revision) as it is."""
 
     def data_id(self) -> str:
         """Identity of the records: the Hub revision, or the digest of the local files."""
@@ -61,7 +66,11 @@ class DatasetSource:
         """Every record, checked for the required fields."""
         root = data_root()
         if root is None:
-            rows, where = _hub_rows(self), f"{self.hf_id}@{self.revision}"
+            where = f"{self.hf_id}@{self.revision}"
+            if self.read_hub is None:
+                rows = load_hub(self.hf_id, self.config, self.split, self.revision)
+            else:
+                rows = self.read_hub(load_hub)
         else:
             rows, where = self.read_local(root), str(self._local(root, self.local_files[0]))
         for index, row in enumerate(rows):
@@ -95,22 +104,23 @@ def _digest(paths: tuple[str, ...]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _hub_rows(source: DatasetSource) -> Iterator[Record]:
+def load_hub(hf_id: str, config: str | None, split: str, revision: str) -> Iterator[Record]:
+    """Rows of one Hub dataset at a revision (UNPINNED: the default branch); one line when it fails."""
     try:
         import datasets
     except ImportError:
         raise RptError(
-            f"loading {source.hf_id} from the Hub needs the `datasets` package "
+            f"loading {hf_id} from the Hub needs the `datasets` package "
             f"(pip install 'rpt-transfer[hub]'), or set {DATA_ENV} to a folder with local copies"
         ) from None
     try:
         table = datasets.load_dataset(
-            source.hf_id, source.config, split=source.split, revision=source.revision
+            hf_id, config, split=split, revision=None if revision == UNPINNED else revision
         )
     except Exception as err:  # the Hub client raises many types; one line naming the dataset is what helps
         raise RptError(
-            f"cannot load {source.hf_id} (config {source.config}, split {source.split}) at revision "
-            f"{source.revision}: {type(err).__name__}: {err}"
+            f"cannot load {hf_id} (config {config}, split {split}) at revision {revision}: "
+            f"{type(err).__name__}: {err}"
         ) from None
     return iter(table)
 

@@ -13,10 +13,12 @@ from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.generate import PART, benchmark_for
 from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import SCORE_SCHEMA, from_parquet, to_parquet
-from rpt_transfer.scoring import Verdict, get_scorer
+from rpt_transfer.scoring import Scorer, Verdict, Verifier, get_scorer
 from rpt_transfer.store import Manifest
 
 MAX_SCORER_ERROR_RATE = 0.05
+BATCH = 256
+"""Samples per call of the scorer's batch form (and per progress update)."""
 SUMMARY_METRICS = ("accuracy", "n_items", "n_samples", "truncated_rate", "no_answer_rate", "error_rate")
 
 
@@ -30,39 +32,55 @@ def read_generations(ctx: JobContext) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def _verdict(verify, row: dict, reference: str) -> Verdict:
-    if row["error"] is not None:
-        return Verdict(0.0, None, "generation_error", row["error"])
+def _guarded(verify: Verifier, completion: str, reference: str) -> Verdict:
     try:
-        return verify(row["completion"], reference)
+        return verify(completion, reference)
     except Exception as err:  # one bad sample must not lose the others; the rate check below bounds it
         return Verdict(0.0, None, "scorer_error", f"{type(err).__name__}: {err}")
+
+
+def verdicts(scorer: Scorer, rows: list[dict], references: dict[str, str]) -> list[Verdict]:
+    """One verdict per row: generation errors as they are, the rest through the scorer's batch form.
+
+    If a batch raises, its rows are scored one by one so that only the offending sample is lost.
+    """
+    todo = [index for index, row in enumerate(rows) if row["error"] is None]
+    pairs = [(rows[i]["completion"], references[rows[i]["item_id"]]) for i in todo]
+    try:
+        scored = scorer.verify_many(pairs, [rows[i]["finish_reason"] for i in todo])
+    except Exception:  # fall back to per-sample scoring, which records each failure as a row
+        scored = [_guarded(scorer.verify, completion, reference) for completion, reference in pairs]
+    result = [Verdict(0.0, None, "generation_error", row["error"] or "") for row in rows]
+    for index, verdict in zip(todo, scored, strict=True):
+        result[index] = verdict
+    return result
 
 
 def score_rows(ctx: JobContext) -> list[dict]:
     """Score rows for every generated sample of this job's model and benchmark."""
     identity = ctx.job.inputs["benchmark"]
     bench = benchmark_for(identity)
-    verify, _ = get_scorer(bench.scorer)
+    scorer = get_scorer(bench.scorer)
     references = {item.id: item.reference for item in bench.items(options=identity.get("options"))}
     generations = read_generations(ctx).to_pylist()
     ctx.progress.start(len(generations), f"score {ctx.job.context['model']} × {bench.name}")
     rows = []
-    for row in generations:
-        verdict = _verdict(verify, row, references[row["item_id"]])
-        generation_job = row.pop("job")
-        row.pop("prompt")
-        rows.append(
-            {
-                **row,
-                "generation_job": generation_job,
-                "job": ctx.job.id,
-                "benchmark_domain": bench.domain,
-                "scorer": bench.scorer,
-                **verdict._asdict(),
-            }
-        )
-        ctx.progress.advance()
+    for start in range(0, len(generations), BATCH):
+        batch = generations[start : start + BATCH]
+        for row, verdict in zip(batch, verdicts(scorer, batch, references), strict=True):
+            generation_job = row.pop("job")
+            row.pop("prompt")
+            rows.append(
+                {
+                    **row,
+                    "generation_job": generation_job,
+                    "job": ctx.job.id,
+                    "benchmark_domain": bench.domain,
+                    "scorer": bench.scorer,
+                    **verdict._asdict(),
+                }
+            )
+        ctx.progress.advance(len(batch))
     failed = sum(row["reason"] == "scorer_error" for row in rows)
     if rows and failed / len(rows) > MAX_SCORER_ERROR_RATE:
         example = next(row["explanation"] for row in rows if row["reason"] == "scorer_error")

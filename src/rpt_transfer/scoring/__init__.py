@@ -1,24 +1,47 @@
 """Verifiers, one per answer type, shared by evaluation and RL rewards."""
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from rpt_transfer.errors import RptError
 from rpt_transfer.scoring import choice, math
 from rpt_transfer.scoring.verdict import Verdict
 
 Verifier = Callable[[str, str], Verdict]
+BatchVerifier = Callable[[Sequence[tuple[str, str]], Sequence[str | None]], list[Verdict]]
+"""verify_many(pairs of (completion, reference), finish reasons) -> one verdict per pair, in order."""
 
-SCORERS: dict[str, tuple[Verifier, str]] = {
-    "math": (math.verify, math.VERSION),
-    "choice": (choice.verify, choice.VERSION),
+
+class Scorer(NamedTuple):
+    """A verifier with its version (part of score job ids) and its batch form (what the score job calls)."""
+
+    verify: Verifier
+    version: str
+    verify_many: BatchVerifier
+
+
+def _one_by_one(verify: Verifier) -> BatchVerifier:
+    """Batch form of a verifier cheap enough to call in a loop."""
+
+    def verify_many(pairs: Sequence[tuple[str, str]], finish_reasons: Sequence[str | None]) -> list[Verdict]:
+        return [verify(completion, reference) for completion, reference in pairs]
+
+    return verify_many
+
+
+SCORERS: dict[str, Scorer] = {
+    "math": Scorer(
+        math.verify, math.VERSION, lambda pairs, reasons: math.verify_many(pairs, finish_reasons=reasons)
+    ),
+    "choice": Scorer(choice.verify, choice.VERSION, _one_by_one(choice.verify)),
 }
 
 
-def get_scorer(name: str) -> tuple[Verifier, str]:
-    """The verifier called `name` and its version (part of score job ids)."""
+def get_scorer(name: str) -> Scorer:
+    """The scorer called `name`."""
     if name not in SCORERS:
         raise RptError(f"unknown scorer {name!r}; accepted: {', '.join(sorted(SCORERS))}")
     return SCORERS[name]
 
 
-__all__ = ["SCORERS", "Verdict", "Verifier", "get_scorer"]
+__all__ = ["SCORERS", "BatchVerifier", "Scorer", "Verdict", "Verifier", "get_scorer"]

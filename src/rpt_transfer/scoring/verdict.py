@@ -11,5 +11,5 @@ class Verdict(NamedTuple):
     extracted: str | None
     """The answer pulled out of the completion, None when there was none."""
     reason: str | None = None
-    """Why it could not be scored as a normal answer: None, "no_answer", "timeout" or "parse_error"."""
+    """Why it was not scored as a normal answer: None, "no_answer", "truncated", "timeout", "parse_error"."""
     explanation: str = ""
