@@ -5,8 +5,8 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
-from conftest import tiny_study
 
+from conftest import tiny_study
 from rpt_transfer.benchmarks import get_benchmark
 from rpt_transfer.jobs import run_job
 from rpt_transfer.jobs.rows import GENERATION_SCHEMA, from_parquet, to_parquet
