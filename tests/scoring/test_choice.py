@@ -24,5 +24,7 @@ def test_choice_verdicts(completion: str, reference: str, correct: float, reason
 
 
 def test_unknown_scorer() -> None:
-    with pytest.raises(RptError, match="unknown scorer 'regex'; accepted: choice, math"):
+    with pytest.raises(
+        RptError, match="unknown scorer 'regex'; accepted: choice, code_function, code_stdio, math, polyglot"
+    ):
         get_scorer("regex")

@@ -9,15 +9,22 @@ from collections.abc import Sequence
 from rpt_transfer.benchmarks import (
     aime24,
     amc23,
+    bigcodebench,
+    codeforces,
     finben,
     gsm8k,
+    humaneval,
     legalbench,
+    livecodebench,
     math500,
+    mbpp,
     medqa,
+    polyglot,
     pubmedqa,
     smoke_arith,
     smoke_facts,
     tabfact,
+    usaco,
 )
 from rpt_transfer.benchmarks.base import DOMAINS, BenchmarkSpec, Domain, Item, SyntheticSource, stable_id
 from rpt_transfer.errors import UnknownBenchmark
@@ -27,6 +34,13 @@ ALL_BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     math500.BENCHMARK,
     aime24.BENCHMARK,
     amc23.BENCHMARK,
+    humaneval.BENCHMARK,
+    mbpp.BENCHMARK,
+    bigcodebench.BENCHMARK,
+    livecodebench.BENCHMARK,
+    usaco.BENCHMARK,
+    codeforces.BENCHMARK,
+    polyglot.BENCHMARK,
     pubmedqa.BENCHMARK,
     medqa.BENCHMARK,
     tabfact.BENCHMARK,
@@ -38,7 +52,26 @@ ALL_BENCHMARKS: tuple[BenchmarkSpec, ...] = (
 _BY_NAME = {b.name: b for b in ALL_BENCHMARKS}
 
 SUITES: dict[str, tuple[str, ...]] = {
+    "paper-16": (
+        "gsm8k",
+        "math500",
+        "aime24",
+        "amc23",
+        "humaneval",
+        "mbpp",
+        "bigcodebench",
+        "livecodebench",
+        "usaco",
+        "codeforces",
+        "polyglot",
+        "pubmedqa",
+        "medqa",
+        "tabfact",
+        "legalbench",
+        "finben",
+    ),
     "math": ("gsm8k", "math500", "aime24", "amc23"),
+    "code": ("humaneval", "mbpp", "bigcodebench", "livecodebench", "usaco", "codeforces", "polyglot"),
     "knowledge": ("pubmedqa", "medqa", "tabfact", "legalbench", "finben"),
     "smoke": ("smoke_arith", "smoke_facts"),
 }

@@ -6,11 +6,18 @@ from rpt_transfer.benchmarks.base import BenchmarkSpec
 from rpt_transfer.benchmarks.sources import DatasetSource
 
 START, END = "<!-- benchmarks:start -->", "<!-- benchmarks:end -->"
+_CODE_FORMATS = {
+    "code_function": "one python block: the function",
+    "code_stdio": "one python block: a stdin/stdout program",
+    "polyglot": "one block in the exercise's language",
+}
 _ANSWER_FORMAT = re.compile(r"\\boxed\{\{[^}]*\}\}|ANSWER: ?<[^>]+>")
 
 
 def answer_format(bench: BenchmarkSpec) -> str:
     """The answer format the prompt asks for, as the reader would type it."""
+    if bench.scorer in _CODE_FORMATS:
+        return _CODE_FORMATS[bench.scorer]
     match = _ANSWER_FORMAT.search(bench.prompt)
     return match.group(0).replace("{{", "{").replace("}}", "}") if match else "see prompt"
 

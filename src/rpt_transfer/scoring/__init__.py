@@ -4,7 +4,7 @@ from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 from rpt_transfer.errors import RptError
-from rpt_transfer.scoring import choice, math
+from rpt_transfer.scoring import choice, code, math, polyglot, sandbox
 from rpt_transfer.scoring.verdict import Verdict
 
 Verifier = Callable[[str, str], Verdict]
@@ -18,6 +18,15 @@ class Scorer(NamedTuple):
     verify: Verifier
     version: str
     verify_many: BatchVerifier
+
+
+def _in_sandbox_pool(verify: Verifier) -> BatchVerifier:
+    """Batch form of a verifier that runs programs: samples run in parallel, one sandbox each."""
+
+    def verify_many(pairs: Sequence[tuple[str, str]], finish_reasons: Sequence[str | None]) -> list[Verdict]:
+        return sandbox.run_many(lambda pair: verify(*pair), pairs)
+
+    return verify_many
 
 
 def _one_by_one(verify: Verifier) -> BatchVerifier:
@@ -34,6 +43,9 @@ SCORERS: dict[str, Scorer] = {
         math.verify, math.VERSION, lambda pairs, reasons: math.verify_many(pairs, finish_reasons=reasons)
     ),
     "choice": Scorer(choice.verify, choice.VERSION, _one_by_one(choice.verify)),
+    "code_function": Scorer(code.verify_function, code.VERSION, _in_sandbox_pool(code.verify_function)),
+    "code_stdio": Scorer(code.verify_stdio, code.STDIO_VERSION, _in_sandbox_pool(code.verify_stdio)),
+    "polyglot": Scorer(polyglot.verify, polyglot.VERSION, _in_sandbox_pool(polyglot.verify)),
 }
 
 

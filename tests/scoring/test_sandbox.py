@@ -1,0 +1,226 @@
+"""The sandbox's contract: what a run sees, what comes back, limits, fallback mode, the worker pool."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from rpt_transfer.scoring import sandbox
+from rpt_transfer.scoring.sandbox import PYTHON, Limits
+
+
+def fallback_launcher() -> sandbox.Launcher:
+    """A launcher forced into the fallback mode, with a Python the run's own uid can read."""
+    if os.geteuid() != 0:
+        pytest.skip("the fallback mode (seccomp, own uid) needs root")
+    try:
+        return sandbox.Launcher(namespaces=False)
+    except sandbox.SandboxError as err:
+        other = "/usr/bin/python3"  # this Python may live where other users cannot read (a home dir)
+        version = subprocess.run(
+            [other, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True
+        )
+        if version.stdout.decode().strip() != str(sys.version_info[:2]):
+            pytest.skip(f"fallback mode unavailable: {err}")
+        return sandbox.Launcher(namespaces=False, python=other)
+
+
+def _python(code: str, **options: object) -> sandbox.ExecResult:
+    return sandbox.run((*PYTHON, "-c", code), timeout=options.pop("timeout", 10), **options)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def sandbox_available() -> None:
+    try:
+        sandbox.run(["/bin/true"], timeout=10)
+    except sandbox.SandboxError as err:
+        pytest.skip(f"no sandbox on this machine: {err}")
+
+
+def test_stdout_stdin_exit_status() -> None:
+    result = _python("import sys; print(input()[::-1]); sys.exit(3)", input="abc\n")
+    assert (result.stdout, result.returncode, result.success, result.killed_reason) == (
+        "cba\n",
+        3,
+        False,
+        None,
+    )
+
+
+def test_success_and_stderr() -> None:
+    result = _python("import sys; print('out'); print('err', file=sys.stderr)")
+    assert result.success and result.stdout == "out\n" and result.stderr == "err\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "status", "stderr_part"),
+    [
+        ("raise ValueError('boom')", 1, "ValueError: boom"),
+        ("import sys; sys.exit('bye')", 1, "bye"),
+        ("import sys; sys.exit(None)", 0, ""),
+        ("import sys; sys.exit(300)", 300 & 0xFF, ""),
+        ("import os; os._exit(7)", 7, ""),
+    ],
+)
+def test_warm_python_exits_like_python(code: str, status: int, stderr_part: str) -> None:
+    result = _python(code)
+    assert result.returncode == status and stderr_part in result.stderr
+
+
+def test_warm_python_sees_argv_main_and_joins_threads_and_runs_atexit() -> None:
+    code = (
+        "import atexit, sys, threading, time\n"
+        "atexit.register(lambda: print('atexit'))\n"
+        "threading.Thread(target=lambda: (time.sleep(0.2), print('thread'))).start()\n"
+        "print(__name__, sys.argv)\n"
+    )
+    result = sandbox.run((*PYTHON, "-c", code, "a", "b"), timeout=10)
+    assert result.stdout.splitlines() == ["__main__ ['-c', 'a', 'b']", "thread", "atexit"]
+
+
+def test_script_file_and_files_in_a_fresh_working_directory() -> None:
+    files = {
+        "main.py": "import os\nprint(sorted(os.listdir('.')), open('data/x.txt').read())",
+        "data/x.txt": "hi",
+    }
+    result = sandbox.run((*PYTHON, "main.py"), files=files, timeout=10)
+    assert result.stdout == "['data', 'main.py'] hi\n"
+
+
+def test_other_programs_run_too() -> None:
+    result = sandbox.run(["/bin/sh", "-c", "echo $HOME; cat"], input=b"bytes in", timeout=10)
+    assert result.success and result.stdout.splitlines()[1] == "bytes in"
+
+
+def test_environment_is_scrubbed_and_extra_variables_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "fake-secret")
+    result = _python("import os; print(sorted(os.environ))", env={"MY_SETTING": "1"})
+    names = eval(result.stdout)
+    assert "AWS_SECRET_ACCESS_KEY" not in names and "MY_SETTING" in names
+    assert set(names) <= set(sandbox._sandbox_env({"MY_SETTING": "1"})) | {"HOME", "TMPDIR"}
+
+
+@pytest.mark.parametrize(
+    "name", ["AWS_ACCESS_KEY_ID", "HF_TOKEN", "MLFLOW_TRACKING_PASSWORD", "API_KEY", "X_SECRET"]
+)
+def test_credential_like_variables_are_refused(name: str) -> None:
+    with pytest.raises(ValueError, match="credential"):
+        _python("pass", env={name: "x"})
+
+
+@pytest.mark.parametrize("name", ["/etc/passwd", "../up.txt", "a/../../b", ""])
+def test_file_names_must_stay_inside(name: str) -> None:
+    with pytest.raises(ValueError, match="relative path"):
+        _python("pass", files={name: "x"})
+
+
+def test_timeout_kills_and_says_so() -> None:
+    started = time.monotonic()
+    result = _python("while True: pass", timeout=1)
+    assert result.timed_out and result.killed_reason == "timeout" and not result.success
+    assert time.monotonic() - started < 5
+
+
+def test_output_beyond_the_cap_is_cut_with_a_marker_and_the_run_killed() -> None:
+    result = _python(
+        "import sys\nwhile True: sys.stdout.write('x' * 65536)", limits=Limits(output_bytes=100_000)
+    )
+    assert result.killed_reason == "output_limit" and not result.timed_out
+    assert result.stdout.startswith("x" * 100_000)
+    assert result.stdout.endswith(sandbox.TRUNCATION_MARKER.format(limit=100_000))
+
+
+def test_channel_is_file_descriptor_3() -> None:
+    result = _python("import os; os.write(3, b'verdict')", channel=True)
+    assert result.channel == b"verdict" and result.success
+
+
+def test_memory_limit() -> None:
+    result = _python("x = bytearray(600 << 20)", limits=Limits(memory_bytes=256 << 20))
+    assert result.returncode == 1 and "MemoryError" in result.stderr
+
+
+def test_cpu_limit() -> None:
+    result = _python("while True: pass", timeout=20, limits=Limits(cpu_seconds=1))
+    assert result.killed_reason == "cpu_limit" and result.returncode in (-signal.SIGXCPU, -signal.SIGKILL)
+
+
+def test_file_size_limit() -> None:
+    code = "open('big', 'wb').write(b'x' * (2 << 20))"
+    result = _python(code, limits=Limits(file_bytes=1 << 20))
+    assert result.returncode == 1 and "File too large" in result.stderr
+
+
+def test_process_limit_binds_even_though_the_scorer_is_root() -> None:
+    code = (
+        "import os, time\nn = 0\n"
+        "try:\n    while True:\n        if os.fork() == 0:\n            time.sleep(5); os._exit(0)\n        n += 1\n"
+        "except OSError as err:\n    print(n, err.errno)\n"
+    )
+    result = _python(code, limits=Limits(processes=8))
+    forked, errno = map(int, result.stdout.split())
+    assert forked < 8 and errno == 11  # EAGAIN
+
+
+def test_disk_is_capped_by_the_private_tmpfs() -> None:
+    result = _python(
+        "import os\ntry:\n    for i in range(100): open(f'f{i}', 'wb').write(b'x' * (1 << 20))\n"
+        "except OSError as err:\n    print(i, err.errno)",
+        limits=Limits(disk_bytes=8 << 20),
+    )
+    if not result.isolation.startswith("netns"):
+        pytest.skip("the private tmpfs needs namespaces")
+    written, errno = map(int, result.stdout.split())
+    assert written <= 8 and errno == 28  # ENOSPC
+
+
+def test_isolation_is_reported() -> None:
+    result = _python("pass")
+    assert result.isolation.startswith(("netns", "seccomp"))
+    assert "uid" in result.isolation
+
+
+def test_pool_runs_in_parallel_and_keeps_order() -> None:
+    with sandbox.SandboxPool(2) as pool:
+        started = time.monotonic()
+        results = pool.map(lambda i: _python(f"import time; time.sleep(0.5); print({i})"), range(4))
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(4)]
+    assert time.monotonic() - started < 1.9  # 4 x 0.5 s on 2 workers
+
+
+def test_run_many() -> None:
+    assert sandbox.run_many(lambda i: _python(f"print({i} * 2)").stdout, [1, 2, 3]) == ["2\n", "4\n", "6\n"]
+
+
+def test_a_dead_launcher_is_replaced() -> None:
+    launcher = sandbox._thread_launcher()
+    launcher._process.kill()
+    launcher._process.wait()
+    assert _python("print('still here')").stdout == "still here\n"
+
+
+def test_fallback_mode_denies_network_and_hides_host_files() -> None:
+    launcher = fallback_launcher()
+    try:
+        code = (
+            "import socket\n"
+            "try:\n    socket.socket(socket.AF_INET, socket.SOCK_STREAM)\nexcept OSError as err:\n    print(err.errno)\n"
+            f"try:\n    open({__file__!r}).read()\nexcept OSError as err:\n    print(err.errno)\n"
+        )
+        result = launcher.run((*PYTHON, "-c", code), timeout=10)
+    finally:
+        launcher.close()
+    assert result.isolation.startswith("seccomp")
+    assert result.stdout.split()[0] == "13"  # EACCES from the seccomp filter
+    if "landlock ABI" in result.isolation:
+        assert result.stdout.split()[1] == "13"
+
+
+def test_interpreter_paths_include_this_python() -> None:
+    assert any(
+        sys.prefix.startswith(path) or path == os.path.realpath(sys.prefix)
+        for path in sandbox._interpreter_paths()
+    )
