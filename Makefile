@@ -21,12 +21,12 @@ study: install
 	$(BIN)/rpt-transfer run studies/smoke.yaml
 
 test: install
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/python -m pytest -q
 
 lint: install
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
 
 format: install
 	$(BIN)/ruff format src tests
