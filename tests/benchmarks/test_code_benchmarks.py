@@ -143,6 +143,7 @@ def test_first_ids_come_from_the_datasets(items: dict[str, list[Item]]) -> None:
 
 
 @pytest.mark.parametrize(("name", "skip"), [("humaneval", set()), ("mbpp", MBPP_VERIFIER_GAPS)])
+@pytest.mark.usefixtures("sandbox_ready")
 def test_gold_programs_pass_and_another_tasks_program_fails(
     name: str, skip: set[str], items: dict[str, list[Item]]
 ) -> None:
@@ -154,6 +155,7 @@ def test_gold_programs_pass_and_another_tasks_program_fails(
         assert verify_function(fenced(other.metadata["solution"]), item.reference).correct == 0.0, item.id
 
 
+@pytest.mark.usefixtures("sandbox_ready")
 def test_bigcodebench_stdlib_gold_programs_pass(items: dict[str, list[Item]]) -> None:
     # Tasks using only the standard library; the others need their `libs` installed where scoring runs.
     for number in (1, 2, 5):
@@ -173,6 +175,7 @@ STDIO_GOLD = {
 
 
 @pytest.mark.parametrize("item_id", list(STDIO_GOLD))
+@pytest.mark.usefixtures("sandbox_ready")
 def test_stdio_references_judge_programs(item_id: str, items: dict[str, list[Item]]) -> None:
     item = next(item for item in items[item_id.partition("-")[0]] if item.id == item_id)
     right, wrong = STDIO_GOLD[item_id]
@@ -218,6 +221,7 @@ def test_mbpp_entry_point_is_the_tested_function() -> None:
     assert mbpp.entry_point(record) == "f"
 
 
+@pytest.mark.usefixtures("sandbox_ready")
 def test_usaco_reads_the_documented_layout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     problem = {"name": "Echo", "problem_level": "bronze", "description": "Print n.", "num_tests": 2}
     (tmp_path / "usaco").mkdir()

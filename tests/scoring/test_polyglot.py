@@ -13,9 +13,12 @@ from rpt_transfer.scoring import polyglot
 DATA = Path(
     os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
 )
-pytestmark = pytest.mark.skipif(
-    not (DATA / "polyglot").is_dir(), reason=f"no Polyglot data at {DATA}/polyglot (set {DATA_ENV})"
-)
+pytestmark = [
+    pytest.mark.skipif(
+        not (DATA / "polyglot").is_dir(), reason=f"no Polyglot data at {DATA}/polyglot (set {DATA_ENV})"
+    ),
+    pytest.mark.usefixtures("sandbox_ready"),
+]
 
 
 @pytest.fixture(autouse=True)

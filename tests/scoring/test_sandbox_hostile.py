@@ -124,6 +124,7 @@ def test_memory_bomb_fails_with_memory_error(run: Runner) -> None:
     assert verdict.correct == 0 and "MemoryError" in verdict.explanation
 
 
+@pytest.mark.usefixtures("sandbox_ready")
 def test_infinite_loop_times_out() -> None:
     verdict = code.verify_stdio("while True:\n    pass", ANSWER_42, timeout=1)
     assert (verdict.correct, verdict.reason) == (0.0, "timeout")

@@ -49,14 +49,12 @@ import functools
 import importlib.util
 import inspect
 import json
-import linecache
 import marshal
 import os
 import re
 import secrets
 import struct
 import sys
-import traceback
 import types
 from collections.abc import Mapping
 from typing import Any
@@ -444,6 +442,8 @@ def _guard(namespace: dict, name: str) -> None:
     namespace[name] = guarded
 
 
+_SOURCES: dict[str, str] = {}
+"""Sources compiled by the runner, by file name, for tracebacks (the runner's own copy is in the script)."""
 _HARMLESS_SPECIALS = frozenset({
     "__init__", "__new__", "__repr__", "__str__", "__doc__", "__module__", "__qualname__", "__dict__",
     "__weakref__", "__slots__", "__annotations__", "__init_subclass__", "__firstlineno__",
@@ -528,13 +528,18 @@ def _changed(baseline: dict) -> list:
 
 
 def _compiled(source: str, filename: str) -> types.CodeType:
-    """Compile, registering the source so tracebacks show the failing line."""
-    linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
+    """Compile, keeping the source so that a traceback can show the failing line."""
+    _SOURCES[filename] = source
     return compile(source, filename, "exec")
 
 
 def _describe(err: BaseException) -> str:
     """The end of a traceback: enough to see which assertion or line failed."""
+    import linecache  # only on failure: most samples never need them
+    import traceback
+
+    for filename, source in _SOURCES.items():
+        linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     text = "".join(traceback.format_exception(type(err), err, err.__traceback__))
     return text[-4000:]
 
@@ -652,8 +657,9 @@ _HARNESS_PARTS = (
 )  # fmt: skip
 _HARNESS_HEADER = (
     '"""Test runner generated from rpt_transfer.scoring.code; runs inside the sandbox."""\n\n'
-    "import builtins\nimport ctypes\nimport json\nimport linecache\nimport os\n"
-    "import struct\nimport sys\nimport traceback\nimport types\nfrom typing import Any\n"
+    "from __future__ import annotations\n\n"  # annotations stay text: no typing import per run
+    "import builtins\nimport ctypes\nimport json\nimport os\nimport struct\nimport sys\nimport types\n\n"
+    "_SOURCES = {}\n"
 )
 
 

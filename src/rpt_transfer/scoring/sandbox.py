@@ -10,7 +10,8 @@ as `python file.pyc` runs it).
 
 Isolation of each run, where the kernel allows it (root, or any user with unprivileged user namespaces):
 
-- network: a fresh network namespace with only its own loopback, so nothing outside is reachable;
+- network: a network namespace with only a loopback, so nothing outside is reachable (one per launcher,
+  which runs one command at a time: see `_enter_launcher_namespaces`);
 - processes: a fresh PID namespace whose PID 1 is the command; when it ends or is killed, the kernel
   kills every process it started, including double-forked ones that left its session. (As a PID 1 it
   ignores SIGXCPU, so the CPU limit ends it with SIGKILL; the result still says "cpu_limit".)
@@ -48,28 +49,25 @@ import json
 import marshal
 import math
 import os
-import platform
 import resource
-import secrets
 import selectors
-import shutil
 import signal
 import socket
+import stat
 import struct
 import sys
-import tempfile
 import time
-import traceback
 import types
 import weakref
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, NamedTuple, NoReturn, TypeVar
 
 from rpt_transfer.errors import RptError
 
-if TYPE_CHECKING:  # imported where used: the launcher loads this module, and threading (which
-    # subprocess and concurrent.futures import) adds at-fork hooks that cost ~0.5 ms on every fork
+if TYPE_CHECKING:  # Imported where used, not here: the launcher loads this module too and forks once or
+    # twice per run, and every fork pays for what it holds. threading (which subprocess and
+    # concurrent.futures import) adds at-fork hooks worth ~0.5 ms a fork; hashlib/secrets map OpenSSL
+    # (+5.6 MB), tempfile/shutil (+2.5 MB), pathlib (+2 MB), traceback (+1.6 MB).
     import subprocess
 
 PYTHON: tuple[str, ...] = (sys.executable, "-I", "-S", "-B")
@@ -162,13 +160,15 @@ R = TypeVar("R")
 class SandboxPool:
     """Threads sized to the cores, each with its own launcher, so that scoring runs in parallel.
 
-    A hostile run can only end its own process tree, so workers and launchers live on after one.
+    The default is two workers per core: a run spends much of its time waiting for processes to start
+    and end, which another worker's run can use. A hostile run can only end its own process tree, so
+    workers and launchers live on after one.
     """
 
     def __init__(self, workers: int | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor  # host only; see the TYPE_CHECKING note
 
-        self.workers = workers or os.cpu_count() or 1
+        self.workers = workers or 2 * (os.cpu_count() or 1)
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
@@ -187,9 +187,28 @@ class SandboxPool:
 
 
 def run_many(fn: Callable[[T], R], items: Iterable[T], workers: int | None = None) -> list[R]:
-    """`fn` (which calls `run` or a verifier) over `items` on a temporary `SandboxPool`."""
-    with SandboxPool(workers) as pool:
-        return pool.map(fn, items)
+    """`fn` (which calls `run` or a verifier) over `items` in parallel, results in order.
+
+    Uses one process-wide pool, started on first use, so its launchers stay warm from one call to the
+    next (starting one costs 0.1-0.2 s); `workers` asks for a temporary pool of that size instead.
+    """
+    if workers is not None:
+        with SandboxPool(workers) as pool:
+            return pool.map(fn, items)
+    return _shared_pool().map(fn, items)
+
+
+_shared: dict[int, SandboxPool] = {}
+"""The pool behind `run_many`, keyed by the pid that made it (a forked child makes its own)."""
+_shared_lock = _thread.allocate_lock()
+
+
+def _shared_pool() -> SandboxPool:
+    with _shared_lock:
+        if os.getpid() not in _shared:
+            _shared.clear()
+            _shared[os.getpid()] = SandboxPool()
+        return _shared[os.getpid()]
 
 
 _local = _thread._local()  # threading.local without importing threading (see the TYPE_CHECKING note)
@@ -232,14 +251,20 @@ def _sandbox_env(extra: Mapping[str, str] | None) -> dict[str, str]:
 def _write_files(root: str, files: Mapping[str, str | bytes]) -> None:
     """Place `files` under `root`; paths must be relative and stay inside it."""
     for name, content in files.items():
-        parts = Path(name).parts
-        if not parts or Path(name).is_absolute() or ".." in parts:
+        parts = [part for part in name.split("/") if part not in ("", ".")]
+        if not parts or name.startswith("/") or ".." in parts:
             raise ValueError(f"sandbox file name {name!r} must be a relative path inside the working dir")
-        path = Path(root, *parts)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_bytes(content.encode() if isinstance(content, str) else content)
+        path = os.path.join(root, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as file:
+            file.write(content.encode() if isinstance(content, str) else content)
 
 
+WARM_MODULES = ("traceback", "linecache", "tokenize", "heapq", "bisect", "string", "copy")
+"""Imported by the launcher, so warm runs find them loaded: every failing test formats a traceback (a
+cold import of traceback costs more than the rest of the run), and programs and tests often use the
+others. Each module also makes every fork a little dearer, so the list stays short."""
+_THIS_FILE = os.path.realpath(__file__)
 _MAX_REQUEST = 64 << 10
 """Bytes of command line a request may carry (one socket message); programs belong in `files`."""
 _BOOT = (
@@ -252,6 +277,8 @@ _BOOT = (
     "spec.loader.exec_module(module)\n"
     "sys.path[:] = path\n"
     "del path, spec\n"
+    "for name in module.WARM_MODULES:\n"
+    "    __import__(name)\n"
     "import gc\n"
     "gc.freeze()  # launcher objects stay out of collections in the forks: fewer copied pages\n"
     "module._launcher_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == '1', sys.argv[4:])\n"
@@ -265,7 +292,7 @@ class Launcher:
         """Start the launcher; `namespaces=False` forces the fallback, `python` runs the warm commands."""
         host, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         boot = _BOOT.format(
-            src=str(Path(__file__).resolve().parents[2]), module=str(Path(__file__).resolve())
+            src=os.path.dirname(os.path.dirname(os.path.dirname(_THIS_FILE))), module=_THIS_FILE
         )
         argv = [python, *PYTHON[1:], "-c", boot, str(child.fileno()), str(os.getpid())]
         argv += ["1" if namespaces else "0", *_interpreter_paths()]
@@ -307,6 +334,9 @@ class Launcher:
         limits = limits or Limits()
         environment = _sandbox_env(env)
         data = input.encode() if isinstance(input, str) else (input or b"")
+        import shutil  # host only; see the TYPE_CHECKING note
+        import tempfile
+
         staging = tempfile.mkdtemp(prefix="rpt-sandbox-")
         try:
             _write_files(staging, files or {})
@@ -339,6 +369,8 @@ class Launcher:
             raise
         finally:
             streams.close_all()
+        if status.get("error"):  # the last message came: the launcher is in step and stays
+            raise SandboxError(f"sandbox setup failed: {status['error']}")
         reason = watch.reason or _limit_reason(status, request["limits"]["cpu_seconds"])
         return _result(
             status["status"], streams.buffers, cap, reason, f"{self.isolation}, uid {started['uid']}"
@@ -569,7 +601,7 @@ class _MountAttr(ctypes.Structure):
 def _read_only_tree(path: str) -> None:
     """Make every mount under `path` read-only in one call (mount_setattr, Linux 5.12+)."""
     attr = _MountAttr(1, 0, 0, 0)  # MOUNT_ATTR_RDONLY
-    number = _ARCH[platform.machine()][3]
+    number = _ARCH[os.uname().machine][3]
     _check(_libc.syscall(number, -100, path.encode(), 0x8000, ctypes.byref(attr), 32), "mount_setattr")
 
 
@@ -580,7 +612,7 @@ def _prctl(option: int, value: int) -> None:
 
 def _deny_network_seccomp() -> None:
     """Install a seccomp filter: socket() only for AF_UNIX, no io_uring, no foreign syscall ABIs."""
-    arch, nr_socket, nr_io_uring, *_ = _ARCH[platform.machine()]
+    arch, nr_socket, nr_io_uring, *_ = _ARCH[os.uname().machine]
     allow, deny = 0x7FFF0000, 0x00050000 | 13  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EACCES
     load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
     program = [
@@ -615,13 +647,13 @@ def _enter_user_namespace() -> None:
     """Become root of a new user namespace mapped to the current user (unprivileged launchers)."""
     uid, gid = os.getuid(), os.getgid()
     _unshare(CLONE_NEWUSER)
-    Path("/proc/self/setgroups").write_text("deny")
-    Path("/proc/self/uid_map").write_text(f"0 {uid} 1")
-    Path("/proc/self/gid_map").write_text(f"0 {gid} 1")
+    for name, text in (("setgroups", "deny"), ("uid_map", f"0 {uid} 1"), ("gid_map", f"0 {gid} 1")):
+        with open(f"/proc/self/{name}", "w") as file:
+            file.write(text)
 
 
 def _loopback_up() -> None:
-    """Bring up `lo` in the fresh network namespace, so local servers inside the run work."""
+    """Bring up `lo` in the launcher's network namespace, so local servers inside a run work."""
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
         fcntl.ioctl(probe, 0x8914, struct.pack("16sH22x", b"lo", 0x1 | 0x8 | 0x40))  # SIOCSIFFLAGS
 
@@ -663,31 +695,35 @@ def _launcher_main(sock_fd: int, parent: int, want_namespaces: bool, binds: list
 
 
 def _serve(sock: socket.socket, request: dict, fds: list[int], mode: _Mode, own_pid_ns: int) -> None:
-    """Start one run, report its pid (and a pidfd), reap it, clean up, report its exit status."""
+    """Start one run and report its pid (and a pidfd) at once; reap it, clean up, report how it ended.
+
+    Reporting before the child has finished isolating itself lets the host feed its stdin meanwhile;
+    a setup failure comes back in the final message instead (the child then exits with 127 before
+    running anything).
+    """
     uid = _run_uid(mode)
-    pid, error = _fork_run(request, fds, uid, mode, own_pid_ns, sock)
-    if error:
-        sock.send(json.dumps({"error": error}).encode())
-        return
+    pid, status_r = _fork_run(request, fds, uid, mode, own_pid_ns, sock)
     pidfd = os.pidfd_open(pid)
     socket.send_fds(sock, [json.dumps({"pid": pid, "uid": uid}).encode()], [pidfd])
     os.close(pidfd)
+    error = _setup_error(status_r)
     _, status, usage = os.wait4(pid, 0)
     if not mode.namespaces:
         _kill_and_reap(uid)
         _remove_owned(uid, request["staging"])
-    sock.send(json.dumps({"status": status, "cpu": usage.ru_utime + usage.ru_stime}).encode())
+    ending = {"status": status, "cpu": usage.ru_utime + usage.ru_stime, "error": error}
+    sock.send(json.dumps(ending).encode())
 
 
 def _run_uid(mode: _Mode) -> int:
     """A fresh unprivileged uid for one run (as root), else this process's uid."""
-    return 1_000_000_000 + secrets.randbelow(1 << 30) if mode.switch_uid else os.getuid()
+    return 1_000_000_000 + int.from_bytes(os.urandom(4)) % (1 << 30) if mode.switch_uid else os.getuid()
 
 
 def _fork_run(
     request: dict, fds: list[int], uid: int, mode: _Mode, own_pid_ns: int, sock: socket.socket | None
-) -> tuple[int, str]:
-    """Fork the run (as PID 1 of a new PID namespace when possible); (pid, setup error or "")."""
+) -> tuple[int, int]:
+    """Fork the run (as PID 1 of a new PID namespace when possible); its pid and its status pipe."""
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     if mode.namespaces:
         _unshare(CLONE_NEWPID)  # the next fork becomes PID 1 of a fresh PID namespace
@@ -698,11 +734,13 @@ def _fork_run(
         _check(_libc.setns(own_pid_ns, CLONE_NEWPID), "setns")
     for fd in (*fds, status_w):
         os.close(fd)
+    return pid, status_r
+
+
+def _setup_error(status_r: int) -> str:
+    """What the child wrote to its status pipe before it closed (exec or warm start): "" when all is well."""
     with os.fdopen(status_r, "rb") as status_pipe:
-        error = status_pipe.read().decode(errors="replace")
-    if error:
-        os.waitpid(pid, 0)
-    return pid, error
+        return status_pipe.read().decode(errors="replace")
 
 
 def _decide_mode(want_namespaces: bool, binds: tuple[str, ...], own_pid_ns: int) -> _Mode:
@@ -719,7 +757,7 @@ def _decide_mode(want_namespaces: bool, binds: tuple[str, ...], own_pid_ns: int)
                 _enter_user_namespace()
             mode = _Mode(True, root, 0, binds, _describe(True, root, 0, ""))
             _probe(mode, own_pid_ns)
-            _enter_minimal_root(binds)
+            _enter_launcher_namespaces(binds)
             return mode
         except OSError as err:  # the kernel or container refuses namespaces: fall back below
             problem = f"namespaces unavailable: {err}"
@@ -740,7 +778,10 @@ def _describe(namespaces: bool, switch_uid: bool, landlock: int, problem: str) -
     """The isolation string of ExecResult, network denial first."""
     identity = "own uid per run" if switch_uid else "no capabilities (user namespace)"
     if namespaces:
-        return f"netns, pidns, mntns (minimal read-only root, private tmpfs /tmp, own /proc), {identity}"
+        return (
+            "netns (loopback only, the launcher's own), pidns, mntns (minimal read-only root, private tmpfs "
+            f"/tmp, own /proc), ipcns, {identity}"
+        )
     files = (
         f"landlock ABI {landlock} (system files read-only, other host files hidden)"
         if landlock
@@ -754,7 +795,8 @@ def _describe(namespaces: bool, switch_uid: bool, landlock: int, problem: str) -
 
 def _probe(mode: _Mode, own_pid_ns: int) -> None:
     """Set up a throw-away run exactly as a real one, in a child; raise OSError with its complaint."""
-    staging = tempfile.mkdtemp(prefix="rpt-sandbox-probe-")
+    staging = f"/tmp/rpt-sandbox-probe-{os.urandom(8).hex()}"
+    os.mkdir(staging, 0o700)
     request = {
         "cmd": ["/bin/true"],
         "warm": [],
@@ -766,11 +808,11 @@ def _probe(mode: _Mode, own_pid_ns: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     fds = [os.open(staging, os.O_RDONLY | os.O_DIRECTORY), null, os.dup(null), os.dup(null)]
     try:
-        pid, error = _fork_run(request, fds, _run_uid(mode), mode, own_pid_ns, None)
-        if not error:
-            os.waitpid(pid, 0)
+        pid, status_r = _fork_run(request, fds, _run_uid(mode), mode, own_pid_ns, None)
+        error = _setup_error(status_r)
+        os.waitpid(pid, 0)
     finally:
-        shutil.rmtree(staging)
+        os.rmdir(staging)  # empty: the probe's files live in its own tmpfs, or there are none
     if error:
         raise OSError(error)
 
@@ -818,12 +860,14 @@ def _remove_owned(uid: int, staging: str) -> None:
                 if entry.path == staging or entry.stat(follow_symlinks=False).st_uid != uid:
                     continue
                 if entry.is_dir(follow_symlinks=False):
+                    import shutil  # fallback mode only; see the TYPE_CHECKING note
+
                     shutil.rmtree(entry.path, ignore_errors=True)  # best effort: a race with nothing
                 else:
                     os.unlink(entry.path)
 
 
-_SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32", "/sys")
+_SYSTEM_PATHS = ("/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32")
 _ETC_ENTRIES = (
     "ld.so.cache", "ld.so.conf", "ld.so.conf.d", "passwd", "group", "nsswitch.conf", "localtime",
     "timezone", "hosts", "host.conf", "gai.conf", "ssl", "ca-certificates", "alternatives", "mime.types",
@@ -857,39 +901,61 @@ def _visible_paths(binds: Sequence[str]) -> list[str]:
     return chosen
 
 
+def _enter_launcher_namespaces(binds: Sequence[str]) -> None:
+    """Once per launcher: a network namespace with only loopback, and the minimal read-only root.
+
+    Every run inherits both. A network namespace per run would cost about 1 ms each (every protocol
+    initialises its per-namespace state); sharing the launcher's is as closed, because runs of one
+    launcher never overlap, all processes of a run die with it, and a run cannot reconfigure the
+    namespace (no CAP_NET_ADMIN). Mount and IPC namespaces stay per run: they hold the run's files and
+    SysV objects, which would outlive it.
+    """
+    _unshare(CLONE_NEWNET)
+    _loopback_up()
+    _enter_minimal_root(binds)
+
+
 def _enter_minimal_root(binds: Sequence[str]) -> None:
     """Move the launcher into a new root holding only system files and Python, read-only.
 
-    The root is a small tmpfs with read-only bind mounts of `_visible_paths` (symlinks such as /bin ->
-    usr/bin are copied as symlinks), a /dev with only harmless devices, and empty /tmp, /var/tmp and
-    /proc for each run to fill. Home directories, the repository and data sets are simply not there.
-    The tmpfs is mounted over /tmp of this (private) mount namespace, so the host never sees it.
+    The root is a small tmpfs with read-only bind mounts of the system directories and Python (symlinks
+    such as /bin -> usr/bin are copied as symlinks), copies of the chosen /etc entries, a /dev with only
+    harmless devices, empty /tmp and /proc for each run to fill, and /var/tmp and /dev/shm pointing to
+    /tmp. Home directories, the repository and data sets are simply not there. Few mounts keep each
+    run's copy of this namespace cheap. The tmpfs is mounted over /tmp of this (private) namespace.
     """
     _unshare(CLONE_NEWNS)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
     paths = _visible_paths(binds)
-    sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in paths if not os.path.islink(path)}
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, "size=1m,mode=0755")
-    for name in ("tmp", "proc", "var/tmp"):
-        os.makedirs(f"/tmp/{name}")
+    mounted = [path for path in paths if not path.startswith("/etc/") and not os.path.islink(path)]
+    sources = {path: os.open(path, os.O_PATH | os.O_CLOEXEC) for path in mounted}
+    devices = {name: os.stat(f"/dev/{name}").st_rdev for name in _DEVICES}
+    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID, "size=16m,mode=0755")
+    for name in ("tmp", "proc", "var", "etc", "dev"):
+        os.mkdir(f"/tmp/{name}", 0o755)
+    for link, target in (("var/tmp", "/tmp"), ("dev/shm", "/tmp")):
+        os.symlink(target, f"/tmp/{link}")
     for path in paths:
-        _bind_into("/tmp", path, sources.get(path))
-    _minimal_dev("/tmp/dev")
+        _mirror("/tmp", path, sources.get(path))
+    _make_devices("/tmp/dev", devices)
     _read_only_tree("/tmp")
     for fd in sources.values():
         os.close(fd)
     os.chdir("/tmp")
-    _check(_libc.syscall(_ARCH[platform.machine()][4], b".", b"."), "pivot_root")
+    _check(_libc.syscall(_ARCH[os.uname().machine][4], b".", b"."), "pivot_root")
     _check(_libc.umount2(b".", 2), "umount old root")  # MNT_DETACH
     os.chdir("/")
 
 
-def _bind_into(root: str, path: str, source: int | None) -> None:
-    """Mirror `path` at the same place under `root`: a symlink as a symlink, else a recursive bind."""
+def _mirror(root: str, path: str, source: int | None) -> None:
+    """Mirror `path` at the same place under `root`: a bind mount of `source`, else a copy.
+
+    Copies (symlinks stay symlinks) bring in the small /etc entries without a mount each.
+    """
     target = root + path
     os.makedirs(os.path.dirname(target), exist_ok=True)
     if source is None:
-        os.symlink(os.readlink(path), target)
+        _copy_entry(path, target)
         return
     if os.path.isdir(path):
         os.makedirs(target, exist_ok=True)
@@ -898,14 +964,32 @@ def _bind_into(root: str, path: str, source: int | None) -> None:
     _mount(f"/proc/self/fd/{source}", target, None, MS_BIND | MS_REC)
 
 
-def _minimal_dev(dev: str) -> None:
-    """A /dev with null, zero, full, random and urandom, /dev/shm and the /dev/std* links."""
-    os.makedirs(dev)
-    _mount("tmpfs", dev, "tmpfs", MS_NOSUID | MS_NOEXEC, "size=64k,mode=0755")
-    for name in _DEVICES:
-        os.close(os.open(f"{dev}/{name}", os.O_CREAT | os.O_WRONLY, 0o666))
-        _mount(f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
-    os.mkdir(f"{dev}/shm")
+def _copy_entry(path: str, target: str) -> None:
+    """Copy a file, a symlink (as a symlink) or a directory tree, keeping permission bits."""
+    if os.path.islink(path):
+        os.symlink(os.readlink(path), target)
+    elif os.path.isdir(path):
+        os.mkdir(target, os.stat(path).st_mode & 0o7777)
+        for name in os.listdir(path):
+            _copy_entry(os.path.join(path, name), os.path.join(target, name))
+    else:
+        with open(path, "rb") as source, open(target, "wb") as copy:
+            copy.write(source.read())
+        os.chmod(target, os.stat(path).st_mode & 0o7777)
+
+
+def _make_devices(dev: str, devices: dict[str, int]) -> None:
+    """Device nodes for null, zero, full, random and urandom, and the /dev/fd and /dev/std* links.
+
+    Where mknod is not allowed (a user namespace) the host's nodes are bind-mounted instead.
+    """
+    for name, number in devices.items():
+        try:
+            os.mknod(f"{dev}/{name}", 0o666 | stat.S_IFCHR, number)
+            os.chmod(f"{dev}/{name}", 0o666)  # mknod applies the umask
+        except PermissionError:  # no CAP_MKNOD (user namespace): borrow the host's node instead
+            os.close(os.open(f"{dev}/{name}", os.O_CREAT | os.O_WRONLY, 0o666))
+            _mount(f"/dev/{name}", f"{dev}/{name}", None, MS_BIND)
     for name, target in (("fd", ""), ("stdin", "/0"), ("stdout", "/1"), ("stderr", "/2")):
         os.symlink(f"/proc/self/fd{target}", f"{dev}/{name}")
 
@@ -924,7 +1008,7 @@ def _child(
     warm = cmd[: len(prefix)] == prefix and len(cmd) > len(prefix)
     try:
         if request.get("probe") and mode.namespaces:
-            _enter_minimal_root(mode.binds)  # a real run's launcher is already there
+            _enter_launcher_namespaces(mode.binds)  # a real run's launcher is already there
         status_w = _isolate(request, fds, uid, mode, status_w)
         if request.get("probe"):
             os.listdir(os.path.dirname(os.__file__))  # the standard library must be readable by the run
@@ -947,13 +1031,13 @@ def _isolate(request: dict, fds: list[int], uid: int, mode: _Mode, status_w: int
     os.setsid()
     limits = Limits(**request["limits"])
     if mode.namespaces:
-        _unshare(CLONE_NEWNET | CLONE_NEWNS | CLONE_NEWIPC)
-        _loopback_up()
+        _unshare(CLONE_NEWNS | CLONE_NEWIPC)
         workdir = _private_tmp(staging_fd, uid if mode.switch_uid else 0, limits)
     else:
         workdir = request["staging"]
-        for path in (workdir, *(str(p) for p in Path(workdir).rglob("*"))):
-            os.chown(path, uid, uid, follow_symlinks=False)
+        for folder, names, files in os.walk(workdir):
+            for path in (folder, *(os.path.join(folder, name) for name in (*names, *files))):
+                os.chown(path, uid, uid, follow_symlinks=False)
     os.close(staging_fd)
     _set_limits(limits)
     if mode.switch_uid:
@@ -979,18 +1063,16 @@ def _arrange_fds(streams: list[int], keep: list[int]) -> list[int]:
     for target, fd in enumerate(high[: len(streams)]):
         os.dup2(fd, target, inheritable=True)
     kept = high[len(streams) :]
-    edges = [len(streams) - 1, *sorted(kept), 1 << 20]
+    edges = [len(streams) - 1, *sorted(kept), max(os.sysconf("SC_OPEN_MAX"), *kept) + 1]
     for low, up in itertools.pairwise(edges):
         os.closerange(low + 1, up)
     return kept
 
 
 def _private_tmp(staging_fd: int, owner: int, limits: Limits) -> str:
-    """In the run's mount namespace: a size-capped tmpfs on /tmp, /var/tmp, /dev/shm; its own /proc."""
+    """In the run's mount namespace: a size-capped tmpfs on /tmp (also /var/tmp, /dev/shm); its /proc."""
     options = f"size={limits.disk_bytes},mode=0700,uid={owner},gid={owner}"
     _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, options)
-    for directory in ("/var/tmp", "/dev/shm"):
-        _mount("/tmp", directory, None, MS_BIND)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
     _copy_tree(staging_fd, "/tmp", owner)
     return "/tmp"
@@ -1039,7 +1121,7 @@ def _copy_tree(source: int, target: str, owner: int) -> None:
             os.close(child)
         else:
             with open(os.open(entry.name, os.O_RDONLY, dir_fd=source), "rb") as src, open(path, "wb") as dst:
-                shutil.copyfileobj(src, dst)
+                dst.write(src.read())
         os.chown(path, owner, owner)
 
 
@@ -1058,8 +1140,11 @@ def _set_limits(limits: Limits) -> None:
 
 def _exec(cmd: list[str], env: dict[str, str]) -> NoReturn:
     """Replace this process with the command (PATH lookup in the sandbox environment)."""
-    program = cmd[0] if "/" in cmd[0] else shutil.which(cmd[0], path=env["PATH"])
-    if program is None:
+    program = cmd[0]
+    if "/" not in program:
+        found = [os.path.join(folder, program) for folder in env["PATH"].split(":")]
+        program = next((path for path in found if os.access(path, os.X_OK)), "")
+    if not program:
         raise FileNotFoundError(f"{cmd[0]!r} not found on the sandbox PATH")
     for number in (signal.SIGPIPE, signal.SIGXFSZ):  # Python ignores these; the program should not
         signal.signal(number, signal.SIG_DFL)
@@ -1072,8 +1157,9 @@ def _run_python_warm(args: list[str], env: dict[str, str]) -> NoReturn:
     Ending with os._exit after the shutdown steps a program can observe (thread joins, atexit, flushing)
     skips tearing down the launcher's modules, which would cost more than the whole run.
     """
-    os.environ.clear()
-    os.environ.update(env)
+    for name in [name for name in os.environ if name not in env]:
+        del os.environ[name]
+    os.environ.update((name, value) for name, value in env.items() if os.environ.get(name) != value)
     if args[0] == "-c":
         code, filename, sys.argv = compile(args[1], "<string>", "exec"), "<string>", ["-c", *args[2:]]
     else:
@@ -1094,6 +1180,8 @@ def _run_python_warm(args: list[str], env: dict[str, str]) -> NoReturn:
     except SystemExit as exit_:
         status = _exit_status(exit_)
     except BaseException as err:  # report like the interpreter: traceback, exit status 1
+        import traceback  # only now; see the TYPE_CHECKING note
+
         traceback.print_exception(type(err), err, err.__traceback__.tb_next if err.__traceback__ else None)
         status = 1
     _shut_down(status)
@@ -1101,7 +1189,8 @@ def _run_python_warm(args: list[str], env: dict[str, str]) -> NoReturn:
 
 def _load_script(filename: str) -> types.CodeType:
     """The script's code: compiled source, or for a .pyc file (as `python file.pyc` runs) its bytecode."""
-    data = Path(filename).read_bytes()
+    with open(filename, "rb") as script:
+        data = script.read()
     if filename.endswith(".pyc") and data[:4] == importlib.util.MAGIC_NUMBER:
         return marshal.loads(data[16:])
     return compile(data, filename, "exec")
