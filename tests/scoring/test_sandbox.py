@@ -1,5 +1,6 @@
 """The sandbox's contract: what a run sees, what comes back, limits, fallback mode, the worker pool."""
 
+import json
 import os
 import signal
 import subprocess
@@ -184,11 +185,12 @@ def test_isolation_is_reported() -> None:
 
 
 def test_pool_runs_in_parallel_and_keeps_order() -> None:
-    with sandbox.SandboxPool(2) as pool:
+    with sandbox.SandboxPool(3) as pool:
+        pool.map(lambda _: sandbox.run(["/bin/true"], timeout=10), range(6))  # start the launchers
         started = time.monotonic()
-        results = pool.map(lambda i: _python(f"import time; time.sleep(0.5); print({i})"), range(4))
-    assert [r.stdout for r in results] == [f"{i}\n" for i in range(4)]
-    assert time.monotonic() - started < 1.9  # 4 x 0.5 s on 2 workers
+        results = pool.map(lambda i: _python(f"import time; time.sleep(0.5); print({i})"), range(6))
+    assert [r.stdout for r in results] == [f"{i}\n" for i in range(6)]
+    assert time.monotonic() - started < 2.5  # 6 x 0.5 s: 1 s on 3 workers, 3 s one after another
 
 
 def test_run_many() -> None:
@@ -224,3 +226,40 @@ def test_interpreter_paths_include_this_python() -> None:
         sys.prefix.startswith(path) or path == os.path.realpath(sys.prefix)
         for path in sandbox._interpreter_paths()
     )
+
+
+USERNS_CHECK = """
+import importlib.util, json, os, sys
+sys.path.insert(0, {src!r})
+spec = importlib.util.spec_from_file_location("sandbox_module", {module!r})
+sandbox = importlib.util.module_from_spec(spec)
+sys.modules["sandbox_module"] = sandbox
+spec.loader.exec_module(sandbox)
+sandbox.PYTHON = (sys.executable, "-I", "-S", "-B")
+launcher = sandbox.Launcher()
+program = (
+    "import os, socket\\n"
+    "try:\\n    socket.create_connection(('127.0.0.1', 9), timeout=1)\\nexcept OSError as err:\\n    print(err.errno)\\n"
+    "try:\\n    open('/etc/owned', 'w')\\nexcept OSError as err:\\n    print(err.errno)\\n"
+    "print(sorted(os.listdir('/proc'))[-1])\\n"
+)
+result = launcher.run(sandbox.PYTHON + ("-c", program), timeout=10)
+print(json.dumps([launcher.isolation, result.stdout.split(), result.returncode, result.stderr[-300:]]))
+"""
+
+
+def test_unprivileged_user_namespace_mode() -> None:
+    """A scorer that is not root gets the same namespaces through a user namespace of its own."""
+    python = "/usr/bin/python3"  # readable by other users, unlike a Python in a home directory
+    if os.geteuid() != 0 or not os.path.exists(python) or not os.path.exists("/usr/bin/setpriv"):
+        pytest.skip("needs root (to become an unprivileged user), setpriv and a system Python")
+    src = os.path.dirname(os.path.dirname(os.path.dirname(os.path.realpath(sandbox.__file__))))
+    check = USERNS_CHECK.format(src=src, module=os.path.realpath(sandbox.__file__))
+    command = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", check]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/")
+    if "enable unprivileged user namespaces" in result.stderr:
+        pytest.skip("unprivileged user namespaces are disabled here")
+    isolation, output, status, stderr = json.loads(result.stdout.strip().splitlines()[-1])
+    assert isolation.startswith("netns") and "user namespace" in isolation
+    assert output[:2] == ["111", "30"] and status == 0, stderr  # refused by its own loopback; read-only root
+    assert output[2] in ("sys", "uptime", "version", "zoneinfo", "vmstat")  # a /proc with only its own pids

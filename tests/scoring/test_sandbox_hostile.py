@@ -120,7 +120,7 @@ def test_memory_bomb_fails_with_memory_error(run: Runner) -> None:
     program = "x = []\nwhile True:\n    x.append(bytearray(64 << 20))"
     result = run(program, limits=Limits(memory_bytes=512 << 20))
     assert result.returncode == 1 and "MemoryError" in result.stderr
-    verdict = code.verify_stdio(program, ANSWER_42)
+    verdict = code.verify_stdio(program, ANSWER_42, limits=Limits(memory_bytes=512 << 20))
     assert verdict.correct == 0 and "MemoryError" in verdict.explanation
 
 

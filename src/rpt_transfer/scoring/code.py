@@ -295,6 +295,7 @@ class CandidateError(Exception):
 
 def _harness_main() -> None:
     """Runner process: fork the candidate first, then read the tests and the nonce, run, report on fd 3."""
+    os.fstat(3)  # the verdict channel must be there, or a pipe below could take its number
     sys.set_int_max_str_digits(0)
     ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: the candidate cannot ptrace or read us
     from_runner, to_candidate = os.pipe()

@@ -35,6 +35,9 @@ launcher kill every straggler with `kill(-1)` as that uid and reap them (it is t
 lets it delete what that uid left in /tmp, /var/tmp and /dev/shm. The fallback needs a Python that
 other users can read (not one under /root) and refuses to start otherwise. Without root and without
 user namespaces the sandbox refuses to start. `ExecResult.isolation` names what was in force.
+
+Parallel scoring: `SandboxPool` (two workers per core; each worker thread has its own launcher) or
+`run_many`, which keeps one such pool per process so its launchers stay warm between calls.
 """
 
 import _thread
@@ -83,7 +86,8 @@ class Limits(NamedTuple):
     """Resource limits of one run; each process of the run gets the per-process ones."""
 
     cpu_seconds: float = 10.0
-    """RLIMIT_CPU per process (rounded up): SIGXCPU, then SIGKILL one second later."""
+    """RLIMIT_CPU per process (rounded up); a run's PID 1 ignores SIGXCPU and dies by SIGKILL a second
+    later; either way the result says "cpu_limit"."""
     memory_bytes: int = 2 << 30
     """RLIMIT_AS per process: allocations beyond it fail (MemoryError in Python)."""
     processes: int = 64
@@ -725,16 +729,44 @@ def _fork_run(
 ) -> tuple[int, int]:
     """Fork the run (as PID 1 of a new PID namespace when possible); its pid and its status pipe."""
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
-    if mode.namespaces:
-        _unshare(CLONE_NEWPID)  # the next fork becomes PID 1 of a fresh PID namespace
-    pid = os.fork()
-    if pid == 0:
-        _child(request, fds, uid, mode, status_w, sock)
-    if mode.namespaces:
-        _check(_libc.setns(own_pid_ns, CLONE_NEWPID), "setns")
+    if mode.namespaces and not mode.switch_uid:
+        pid = _fork_via_helper(request, fds, uid, mode, status_w)
+    else:
+        if mode.namespaces:
+            _unshare(CLONE_NEWPID)  # the next fork becomes PID 1 of a fresh PID namespace
+        pid = os.fork()
+        if pid == 0:
+            _child(request, fds, uid, mode, status_w, sock)
+        if mode.namespaces:
+            _check(_libc.setns(own_pid_ns, CLONE_NEWPID), "setns")  # back, for the next run
     for fd in (*fds, status_w):
         os.close(fd)
     return pid, status_r
+
+
+def _fork_via_helper(request: dict, fds: list[int], uid: int, mode: _Mode, status_w: int) -> int:
+    """User-namespace mode: a helper makes the PID namespace and forks the run, then exits at once.
+
+    The launcher cannot reset its own namespace for the next child there (setns back to a PID namespace
+    of the initial user namespace needs privileges it lacks). The run is re-parented to the launcher,
+    its subreaper, so it can still be waited for.
+    """
+    pid_r, pid_w = os.pipe2(os.O_CLOEXEC)
+    helper = os.fork()
+    if helper == 0:
+        os.close(pid_r)
+        _unshare(CLONE_NEWPID)
+        run = os.fork()
+        if run == 0:
+            os.close(pid_w)
+            _child(request, fds, uid, mode, status_w, None)
+        os.write(pid_w, str(run).encode())
+        os._exit(0)
+    os.close(pid_w)
+    with os.fdopen(pid_r, "rb") as pipe:
+        pid = int(pipe.read())
+    os.waitpid(helper, 0)
+    return pid
 
 
 def _setup_error(status_r: int) -> str:
@@ -757,7 +789,7 @@ def _decide_mode(want_namespaces: bool, binds: tuple[str, ...], own_pid_ns: int)
                 _enter_user_namespace()
             mode = _Mode(True, root, 0, binds, _describe(True, root, 0, ""))
             _probe(mode, own_pid_ns)
-            _enter_launcher_namespaces(binds)
+            _enter_launcher_namespaces(binds, root)
             return mode
         except OSError as err:  # the kernel or container refuses namespaces: fall back below
             problem = f"namespaces unavailable: {err}"
@@ -810,7 +842,9 @@ def _probe(mode: _Mode, own_pid_ns: int) -> None:
     try:
         pid, status_r = _fork_run(request, fds, _run_uid(mode), mode, own_pid_ns, None)
         error = _setup_error(status_r)
-        os.waitpid(pid, 0)
+        status = os.waitpid(pid, 0)[1]
+        if not error and status != 0:  # died before it could report (a bug): never count that as fine
+            error = f"the probe ended with wait status {status}"
     finally:
         os.rmdir(staging)  # empty: the probe's files live in its own tmpfs, or there are none
     if error:
@@ -901,7 +935,7 @@ def _visible_paths(binds: Sequence[str]) -> list[str]:
     return chosen
 
 
-def _enter_launcher_namespaces(binds: Sequence[str]) -> None:
+def _enter_launcher_namespaces(binds: Sequence[str], root: bool) -> None:
     """Once per launcher: a network namespace with only loopback, and the minimal read-only root.
 
     Every run inherits both. A network namespace per run would cost about 1 ms each (every protocol
@@ -912,10 +946,10 @@ def _enter_launcher_namespaces(binds: Sequence[str]) -> None:
     """
     _unshare(CLONE_NEWNET)
     _loopback_up()
-    _enter_minimal_root(binds)
+    _enter_minimal_root(binds, host_proc=not root)
 
 
-def _enter_minimal_root(binds: Sequence[str]) -> None:
+def _enter_minimal_root(binds: Sequence[str], host_proc: bool) -> None:
     """Move the launcher into a new root holding only system files and Python, read-only.
 
     The root is a small tmpfs with read-only bind mounts of the system directories and Python (symlinks
@@ -923,6 +957,8 @@ def _enter_minimal_root(binds: Sequence[str]) -> None:
     harmless devices, empty /tmp and /proc for each run to fill, and /var/tmp and /dev/shm pointing to
     /tmp. Home directories, the repository and data sets are simply not there. Few mounts keep each
     run's copy of this namespace cheap. The tmpfs is mounted over /tmp of this (private) namespace.
+    `host_proc` (user-namespace mode) binds the host's /proc at /proc, because the kernel lets a user
+    namespace mount a new proc only where one is already fully visible; each run covers it with its own.
     """
     _unshare(CLONE_NEWNS)
     _mount(None, "/", None, MS_REC | MS_PRIVATE)
@@ -938,6 +974,8 @@ def _enter_minimal_root(binds: Sequence[str]) -> None:
     for path in paths:
         _mirror("/tmp", path, sources.get(path))
     _make_devices("/tmp/dev", devices)
+    if host_proc:
+        _mount("/proc", "/tmp/proc", None, MS_BIND | MS_REC)
     _read_only_tree("/tmp")
     for fd in sources.values():
         os.close(fd)
@@ -965,17 +1003,24 @@ def _mirror(root: str, path: str, source: int | None) -> None:
 
 
 def _copy_entry(path: str, target: str) -> None:
-    """Copy a file, a symlink (as a symlink) or a directory tree, keeping permission bits."""
+    """Copy a file, a symlink (as a symlink) or a directory tree, keeping permission bits.
+
+    Only what any user may read is copied: /etc/ssl/private and the like stay out of the sandbox.
+    """
     if os.path.islink(path):
         os.symlink(os.readlink(path), target)
-    elif os.path.isdir(path):
-        os.mkdir(target, os.stat(path).st_mode & 0o7777)
+        return
+    mode = os.stat(path).st_mode
+    if not mode & stat.S_IROTH or (stat.S_ISDIR(mode) and not mode & stat.S_IXOTH):
+        return
+    if stat.S_ISDIR(mode):
+        os.mkdir(target, mode & 0o7777)
         for name in os.listdir(path):
             _copy_entry(os.path.join(path, name), os.path.join(target, name))
-    else:
+    elif stat.S_ISREG(mode):
         with open(path, "rb") as source, open(target, "wb") as copy:
             copy.write(source.read())
-        os.chmod(target, os.stat(path).st_mode & 0o7777)
+        os.chmod(target, mode & 0o7777)
 
 
 def _make_devices(dev: str, devices: dict[str, int]) -> None:
@@ -1006,10 +1051,11 @@ def _child(
         sock.detach()  # its descriptor is closed below; the object must not close a reused number
     cmd, prefix = request["cmd"], request["warm"]
     warm = cmd[: len(prefix)] == prefix and len(cmd) > len(prefix)
+    staging_fd, status_w = _arrange_fds(fds[1:], [fds[0], status_w])  # first: errors need status_w
     try:
         if request.get("probe") and mode.namespaces:
-            _enter_launcher_namespaces(mode.binds)  # a real run's launcher is already there
-        status_w = _isolate(request, fds, uid, mode, status_w)
+            _enter_launcher_namespaces(mode.binds, mode.switch_uid)  # a real run's launcher is already there
+        _isolate(request, staging_fd, uid, mode)
         if request.get("probe"):
             os.listdir(os.path.dirname(os.__file__))  # the standard library must be readable by the run
             os._exit(0)
@@ -1022,12 +1068,8 @@ def _child(
     _run_python_warm(cmd[len(prefix) :], request["env"])
 
 
-def _isolate(request: dict, fds: list[int], uid: int, mode: _Mode, status_w: int) -> int:
-    """Namespaces, files, limits, identity, no_new_privs, network filter; returns the new status fd.
-
-    `fds` are the staged files' directory, then stdin, stdout, stderr and, if asked for, the channel.
-    """
-    staging_fd, status_w = _arrange_fds(fds[1:], [fds[0], status_w])
+def _isolate(request: dict, staging_fd: int, uid: int, mode: _Mode) -> None:
+    """Namespaces, files, limits, identity, no_new_privs, network filter (streams already on 0-3)."""
     os.setsid()
     limits = Limits(**request["limits"])
     if mode.namespaces:
@@ -1054,11 +1096,14 @@ def _isolate(request: dict, fds: list[int], uid: int, mode: _Mode, status_w: int
             _landlock(mode.landlock, _visible_paths(mode.binds), workdir)
     os.chdir(workdir)
     request["env"].update(HOME=workdir, TMPDIR=workdir)
-    return status_w
 
 
 def _arrange_fds(streams: list[int], keep: list[int]) -> list[int]:
-    """Put the streams on 0, 1, 2 (3); move `keep` above them (returned); close everything else."""
+    """Put the streams on 0, 1, 2 (3); move `keep` above them (returned); close everything else.
+
+    The streams are stdin, stdout, stderr and, if asked for, the channel; `keep` holds the staged
+    files' directory and the status pipe.
+    """
     high = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 64) for fd in (*streams, *keep)]
     for target, fd in enumerate(high[: len(streams)]):
         os.dup2(fd, target, inheritable=True)
