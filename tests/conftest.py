@@ -12,6 +12,8 @@ from servers_mlflow import mlflow_server  # noqa: F401 - fixture
 from servers_s3 import s3_server, s3_store_uri  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
+BENCHMARK_DATA = Path(os.environ.get("RPT_BENCHMARK_DATA") or REPO.parent / "shared" / "data" / "benchmarks")
+"""Real benchmark files, read in place: $RPT_BENCHMARK_DATA, else ../shared/data/benchmarks beside the repo."""
 CLI = [sys.executable, "-m", "rpt_transfer"]
 
 

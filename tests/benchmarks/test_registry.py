@@ -1,19 +1,17 @@
 """The contract every registered benchmark keeps (lm-eval's task contract, inspect_evals' gold-solver rule)."""
 
-import os
 import re
 from pathlib import Path
 
 import pytest
 
+from conftest import BENCHMARK_DATA
 from rpt_transfer.benchmarks import ALL_BENCHMARKS, DOMAINS, SUITES, expand, get_benchmark
 from rpt_transfer.benchmarks.sources import DATA_ENV, DatasetSource
 from rpt_transfer.errors import UnknownBenchmark
 from rpt_transfer.scoring import get_scorer
 
-SHARED_DATA = Path(
-    os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[3] / "shared" / "data" / "benchmarks"
-)
+SHARED_DATA = BENCHMARK_DATA
 NAMES = [bench.name for bench in ALL_BENCHMARKS]
 
 

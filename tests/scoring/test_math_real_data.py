@@ -6,19 +6,16 @@ skip. Set RPT_BENCHMARK_DATA to the folder holding gsm8k/, math500/, aime24/ and
 
 import functools
 import json
-import os
 import re
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 
+from conftest import BENCHMARK_DATA
 from rpt_transfer.benchmarks.sources import DATA_ENV
 from rpt_transfer.scoring.math import verify_many
 
-DATA = Path(
-    os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[3] / "shared" / "data" / "benchmarks"
-)
+DATA = BENCHMARK_DATA
 
 # How models write a final answer: {g} is the gold as the model would write it.
 FORMATS = {

@@ -1,18 +1,15 @@
 """The Polyglot verifier on real exercises: gold passes, stubs and fakes fail, missing toolchains say so."""
 
-import os
 import re
-from pathlib import Path
 
 import pytest
 
+from conftest import BENCHMARK_DATA
 from rpt_transfer.benchmarks.polyglot import CATCH, exercise_record, to_item
 from rpt_transfer.benchmarks.sources import DATA_ENV
 from rpt_transfer.scoring import polyglot
 
-DATA = Path(
-    os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
-)
+DATA = BENCHMARK_DATA
 pytestmark = [
     pytest.mark.skipif(
         not (DATA / "polyglot").is_dir(), reason=f"no Polyglot data at {DATA}/polyglot (set {DATA_ENV})"
