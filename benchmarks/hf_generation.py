@@ -115,7 +115,8 @@ def main() -> None:
         backend.eos_ids = set()  # both loops decode exactly max_tokens, so tokens/s compare like for like
         dtype = next(backend.model.parameters()).dtype
         print(
-            f"device {backend.device} ({dtype}), temperature {args.temperature}, hidden {args.hidden}, layers {args.layers}, "
+            f"device {backend.device} ({dtype}), temperature {args.temperature}, "
+            f"hidden {args.hidden}, layers {args.layers}, "
             f"{args.requests} requests x {args.max_tokens} tokens, batch {args.batch_size}"
         )
         tokens = args.requests * args.max_tokens
