@@ -28,6 +28,7 @@ def test_shape_and_counts() -> None:
     # 2 models × 2 benchmarks × 2 shards; limit 4 items; n = 2
     assert counts == {
         "pretrain": 2,
+        "train": 0,
         "generate": 8,
         "score": 4,
         "aggregate": 1,
@@ -136,10 +137,46 @@ def test_shards_never_exceed_items() -> None:
     assert len(generate) == 4 and all(job.context["items"] == 1 for job in generate)
 
 
-def test_interventional_cannot_be_planned_yet() -> None:
-    text = (
-        "study: c\nkind: interventional\nmodels: {b: {tiny: {corpus: {smoke_arith: 4}, steps: 1}}}\n"
-        "base: b\ntrain: [{name: m, domain: math}]\nbenchmarks: [smoke]\n"
-    )
-    with pytest.raises(PlanError, match="interventional"):
-        make_plan(parse_study(text, "c.yaml"), STORE, None)
+INTERVENTIONAL = """
+study: c
+kind: interventional
+models: {b: {tiny: {corpus: {smoke_arith: 4}, steps: 1}}}
+base: b
+training: {learning_rate: 0.001, steps: 3, max_new_tokens: 8, rollouts_per_prompt: 4, prompts_per_step: 2}
+train:
+  - {name: m, domain: math, data: {benchmark: smoke_arith, examples: 16}}
+  - {name: k, domain: knowledge, data: {benchmark: smoke_facts, examples: 16}, hyperparameters: {steps: 5}}
+benchmarks: [smoke]
+limit: 4
+"""
+
+
+def test_interventional_plan_trains_each_domain_then_evaluates_everything() -> None:
+    plan = make_plan(parse_study(INTERVENTIONAL, "c.yaml"), STORE, None)
+    counts = plan.counts()
+    assert (counts["pretrain"], counts["train"], counts["score"], counts["aggregate"]) == (1, 2, 6, 1)
+    pretrain = next(job for job in plan.jobs if job.kind == "pretrain")
+    trains = {job.context["model"]: job for job in plan.jobs if job.kind == "train"}
+    assert all(job.deps == [pretrain.id] and job.key == f"checkpoints/{job.id}" for job in trains.values())
+    assert trains["m"].inputs["hyperparameters"]["steps"] == 3 and trains["k"].inputs["hyperparameters"]["steps"] == 5
+    assert trains["m"].inputs["data"]["benchmark"]["name"] == "smoke_arith"
+    for job in plan.jobs:
+        if job.kind == "generate" and job.context["model"] in trains:
+            assert job.deps == [trains[job.context["model"]].id]
+            assert job.inputs["model"] == {"job": trains[job.context["model"]].id}
+    scores = {(j.context["model"], j.context["benchmark"]): j.context["tags"] for j in plan.jobs if j.kind == "score"}
+    assert scores[("m", "smoke_arith")]["seen"] == "seen" and scores[("m", "smoke_facts")]["seen"] == "unseen"
+    assert scores[("m", "smoke_arith")]["checkpoint_job"] == trains["m"].id
+    assert scores[("b", "smoke_arith")]["role"] == "base"
+    aggregate = plan.jobs[-1]
+    assert [pair["domains"] for pair in aggregate.inputs["pairs"]] == [["math"], ["knowledge"]]
+    assert aggregate.context["kind"] == "interventional"
+
+
+def test_train_job_ids_follow_hyperparameters_and_data() -> None:
+    base = make_plan(parse_study(INTERVENTIONAL, "c.yaml"), STORE, None)
+    changed = make_plan(parse_study(INTERVENTIONAL.replace("learning_rate: 0.001", "learning_rate: 0.002"), "c.yaml"), STORE, None)
+    more_data = make_plan(parse_study(INTERVENTIONAL.replace("examples: 16}}\n  - {name: k", "examples: 17}}\n  - {name: k"), "c.yaml"), STORE, None)
+    train_ids = [{j.context["model"]: j.id for j in p.jobs if j.kind == "train"} for p in (base, changed, more_data)]
+    assert train_ids[0]["m"] != train_ids[1]["m"] and train_ids[0]["k"] != train_ids[1]["k"]
+    assert train_ids[0]["m"] != train_ids[2]["m"] and train_ids[0]["k"] == train_ids[2]["k"]

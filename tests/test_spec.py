@@ -111,17 +111,53 @@ def test_missing_file(tmp_path: Path) -> None:
         load_study(tmp_path / "absent.yaml")
 
 
-def test_interventional_study_validates() -> None:
-    text = """
+INTERVENTIONAL = """
 study: canary
 kind: interventional
 models: {base: {tiny: {corpus: {smoke_arith: 10}, steps: 2}}}
 base: base
-train: [{name: math-grpo, domain: math}]
+training: {learning_rate: 0.001, steps: 10, max_new_tokens: 8}
+train: [{name: math-grpo, domain: math, data: {benchmark: smoke_arith, examples: 64}}]
 benchmarks: [smoke]
 """
-    study = parse_study(text, "i.yaml")
+
+
+def test_interventional_study_validates() -> None:
+    study = parse_study(INTERVENTIONAL, "i.yaml")
     assert study.kind == "interventional"
+    assert study.hyper_for(study.train[0]).rollouts_per_prompt == 8
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "expected"),
+    [
+        ("domain: math,", "domain: math, algorithm: ppo2,", "train[0].algorithm: Input should be 'grpo', 'dr_grpo' or 'dapo' (got 'ppo2')"),
+        ("steps: 10,", "steps: 10, learning_rat: 0.1,", "training.learning_rat: unknown field"),
+        ("steps: 10,", "steps: 10, epochs: 2,", "training: Value error, give exactly one of `steps` or `epochs`"),
+        (
+            "examples: 64}",
+            "examples: 64}, hyperparameters: {lr: 0.1}",
+            "train[0].hyperparameters.lr: unknown hyperparameter; accepted: checkpoint_every, clip_epsilon",
+        ),
+        (
+            "examples: 64}",
+            "examples: 64}, hyperparameters: {rollouts_per_prompt: 1}",
+            "train[0].hyperparameters.rollouts_per_prompt: Input should be greater than or equal to 2",
+        ),
+        ("benchmark: smoke_arith, examples: 64", "benchmark: gsm8k, examples: 64", "gsm8k has no training split"),
+        ("benchmark: smoke_arith, examples: 64", "path: /nonexistent.jsonl, scorer: math", "no such file"),
+        ("benchmark: smoke_arith, examples: 64", "path: /etc/hostname, scorer: maths", "unknown scorer 'maths'"),
+        ("benchmark: smoke_arith, examples: 64", "benchmark: smoke_arith", "`benchmark` data needs `examples`"),
+        ("base: base\n", "base: nope\n", "base: unknown model 'nope'; accepted: base"),
+        ("name: math-grpo", "name: base", "train[0].name: 'base' is already a model"),
+        ("training: {learning_rate: 0.001, steps: 10, max_new_tokens: 8}\n", "", "training: Field required"),
+    ],
+)
+def test_training_errors_name_the_field_and_what_is_accepted(old: str, new: str, expected: str) -> None:
+    assert old in INTERVENTIONAL
+    with pytest.raises(SpecError) as err:
+        parse_study(INTERVENTIONAL.replace(old, new), "i.yaml")
+    assert expected in str(err.value), str(err.value)
 
 
 def test_unpinned_revision_is_allowed_but_flagged() -> None:

@@ -14,11 +14,15 @@ from rpt_transfer.benchmarks import BenchmarkSpec
 from rpt_transfer.errors import PlanError
 from rpt_transfer.hashing import short_hash
 from rpt_transfer.scoring import get_scorer
-from rpt_transfer.spec import InterventionalStudy, ModelSpec, ObservationalStudy
+from rpt_transfer.spec import InterventionalStudy, ModelSpec, ObservationalStudy, PairSpec
+from rpt_transfer.training.config import TrainSpec
+from rpt_transfer.training.data import data_identity
 
-JobKind = Literal["pretrain", "generate", "score", "aggregate"]
-STAGES: tuple[JobKind, ...] = ("pretrain", "generate", "score", "aggregate")
+JobKind = Literal["pretrain", "train", "generate", "score", "aggregate"]
+STAGES: tuple[JobKind, ...] = ("pretrain", "train", "generate", "score", "aggregate")
 TINY_TRAINER_VERSION = "1"
+RPT_TRAINER_VERSION = "1"
+"""Version of our mapping onto the trainer backends (algorithms, rewards, checkpoints); in train job ids."""
 REPORT_VERSION = "1"
 PLAN_FORMAT = 1
 
@@ -125,6 +129,7 @@ def make_job(
     job_id = short_hash({"kind": kind, "inputs": inputs})
     key = {
         "pretrain": f"checkpoints/{job_id}",
+        "train": f"checkpoints/{job_id}",
         "generate": f"generations/{job_id}",
         "score": f"scores/{job_id}",
         "aggregate": f"reports/{study}/{job_id}",
@@ -147,8 +152,51 @@ class _Planner:
     def model_ref(self, name: str) -> tuple[dict[str, Any], list[str]]:
         """Identity of a model's weights and the jobs that produce them."""
         if name not in self.model_refs:
-            self.model_refs[name] = self._resolve(name, self.study.models[name])
+            run = self.train_runs().get(name)
+            self.model_refs[name] = self._train(run) if run else self._resolve(name, self.study.models[name])
         return self.model_refs[name]
+
+    def train_runs(self) -> dict[str, TrainSpec]:
+        """The study's training runs by the name of the model each produces."""
+        study = self.study
+        return {run.name: run for run in study.train} if isinstance(study, InterventionalStudy) else {}
+
+    def prompt_mode(self, name: str) -> str:
+        """How prompts reach a model; a trained model keeps its base model's."""
+        study = self.study
+        if name in self.train_runs():
+            assert isinstance(study, InterventionalStudy)
+            name = study.base
+        return study.models[name].prompt_mode
+
+    def _train(self, run: TrainSpec) -> tuple[dict[str, Any], list[str]]:
+        study = self.study
+        assert isinstance(study, InterventionalStudy)
+        base_ref, deps = self.model_ref(study.base)
+        inputs = {
+            "base": base_ref,
+            "prompt_mode": self.prompt_mode(study.base),
+            "data": data_identity(run.data),
+            "algorithm": run.algorithm,
+            "hyperparameters": study.hyper_for(run).model_dump(mode="json"),
+            "seed": run.seed,
+            "trainer": {"backend": study.trainer, "version": RPT_TRAINER_VERSION},
+        }
+        context = {
+            "study": study.study,
+            "model": run.name,
+            "base_model": study.base,
+            "domain": run.domain,
+            "tags": {
+                "model": run.name,
+                "role": "train",
+                "base_model": study.base,
+                "train_domain": run.domain,
+                "rpt_algorithm": run.algorithm,
+            },
+        }
+        job = self.add(make_job("train", inputs, deps, context, study.study))
+        return {"job": job.id}, [job.id]
 
     def _resolve(self, name: str, model: ModelSpec) -> tuple[dict[str, Any], list[str]]:
         if model.hub is not None:
@@ -190,7 +238,7 @@ class _Planner:
             start, stop = shard * size // shards, (shard + 1) * size // shards
             inputs = {
                 "model": ref,
-                "prompt_mode": self.study.models[name].prompt_mode,
+                "prompt_mode": self.prompt_mode(name),
                 "benchmark": identity,
                 "limit": self.study.limit,
                 "sampling": sampling.model_dump(mode="json"),
@@ -210,9 +258,22 @@ class _Planner:
         return self.add(make_job("score", inputs, generate_ids, {**context, "tags": tags}, self.study.study))
 
 
-def _model_tags(study: ObservationalStudy, name: str, bench: BenchmarkSpec) -> dict[str, str]:
-    """MLflow tags of one (model, benchmark) run: role, base, RPT domains, benchmark domain, seen/unseen."""
-    as_rpt = [pair for pair in study.pairs if pair.rpt == name]
+def study_pairs(study: ObservationalStudy | InterventionalStudy) -> list[PairSpec]:
+    """The (RPT, base) comparisons of a study; each training run of an interventional one is a pair."""
+    if isinstance(study, ObservationalStudy):
+        return list(study.pairs)
+    return [
+        PairSpec(name=run.name, rpt=run.name, base=study.base, domains=[run.domain], algorithm=run.algorithm)
+        for run in study.train
+    ]
+
+
+def _model_tags(planner: _Planner, pairs: list[PairSpec], name: str, bench: BenchmarkSpec) -> dict[str, str]:
+    """MLflow tags of one (model, benchmark) run: role, base, RPT domains, benchmark domain, seen/unseen.
+
+    A model trained by this study also carries `checkpoint_job`, the tag of its training run.
+    """
+    as_rpt = [pair for pair in pairs if pair.rpt == name]
     tags = {"model": name, "benchmark": bench.name, "benchmark_domain": bench.domain}
     if as_rpt:
         domains = sorted({d for pair in as_rpt for d in pair.domains})
@@ -225,35 +286,33 @@ def _model_tags(study: ObservationalStudy, name: str, bench: BenchmarkSpec) -> d
         }
     else:
         tags |= {"role": "base", "seen": "n/a"}
+    if name in planner.train_runs():
+        tags |= {"checkpoint_job": planner.model_ref(name)[0]["job"], "train_domain": tags["rpt_domains"]}
     return tags
 
 
 def make_plan(
     study: ObservationalStudy | InterventionalStudy, store_uri: str, tracking_uri: str | None
 ) -> Plan:
-    """The plan of a study: pretrain, generate, score and aggregate jobs with their edges."""
-    if isinstance(study, InterventionalStudy):
-        raise PlanError(
-            f"study {study.study!r} is interventional: planning it needs the `train` job kind, "
-            "which is not available yet; accepted today: kind `observational`"
-        )
+    """The plan of a study: pretrain, train, generate, score and aggregate jobs with their edges."""
     planner = _Planner(study)
     bench_list = benchmarks.expand(study.benchmarks)
-    model_names = list(dict.fromkeys(name for pair in study.pairs for name in (pair.base, pair.rpt)))
+    pairs = study_pairs(study)
+    model_names = list(dict.fromkeys(name for pair in pairs for name in (pair.base, pair.rpt)))
     scores = [
-        planner.evaluate(name, bench, _model_tags(study, name, bench))
+        planner.evaluate(name, bench, _model_tags(planner, pairs, name, bench))
         for name in model_names
         for bench in bench_list
     ]
-    pairs = [pair.model_dump(mode="json") for pair in study.pairs]
     inputs = {
         "study": study.study,
         "scores": sorted(job.id for job in scores),
-        "pairs": pairs,
+        "pairs": [pair.model_dump(mode="json") for pair in pairs],
         "report": REPORT_VERSION,
     }
     context = {
         "study": study.study,
+        "kind": study.kind,
         "description": study.description,
         "domains": {bench.name: bench.domain for bench in bench_list},
     }

@@ -12,9 +12,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from rpt_transfer import benchmarks
-from rpt_transfer.benchmarks import Domain
+from rpt_transfer.benchmarks import Domain, SyntheticSource
 from rpt_transfer.errors import RptError, SpecError
 from rpt_transfer.generation.base import PromptMode, SamplingParams
+from rpt_transfer.training.config import (
+    TrainData,
+    TrainerName,
+    TrainHyper,
+    TrainSpec,
+    check_hyper,
+    merged_hyper,
+)
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -164,28 +172,23 @@ class ObservationalStudy(_StudyBase):
     """The RPT/base pairs to compare."""
 
 
-class TrainSpec(_Strict):
-    """One single-domain RPT run of the interventional study (the train job kind arrives with issue 4)."""
-
-    name: str = Field(pattern=NAME_PATTERN)
-    """Name of the trained model."""
-    domain: Domain
-    """The one domain whose data it trains on."""
-    algorithm: Literal["grpo", "dr_grpo", "dapo"] = "grpo"
-    """RPT algorithm."""
-    seed: int = 0
-    """Training seed."""
-
-
 class InterventionalStudy(_StudyBase):
     """RPT-train one base model on one domain at a time, then evaluate every checkpoint everywhere."""
 
     kind: Literal["interventional"]
     """Study kind."""
     base: str
-    """Name of the base model in `models`."""
+    """Name of the base model in `models`: every run starts from it, and it is evaluated beside them."""
+    trainer: TrainerName = "trl"
+    """Trainer backend: `trl` on one machine (CPU or one GPU), `openrlhf` on a cluster."""
+    training: TrainHyper
+    """Hyperparameters shared by every run (the paper kept them identical across domains)."""
     train: list[TrainSpec] = Field(min_length=1)
     """One entry per single-domain training run."""
+
+    def hyper_for(self, run: TrainSpec) -> TrainHyper:
+        """The hyperparameters of one run: the study's, with the run's changes."""
+        return merged_hyper(self.training, run.hyperparameters)
 
 
 Study = Annotated[ObservationalStudy | InterventionalStudy, Field(discriminator="kind")]
@@ -247,8 +250,48 @@ def cross_check(study: ObservationalStudy | InterventionalStudy) -> list[str]:
         problems += [
             f"pairs: duplicate pair name {n!r}" for n in sorted({n for n in names if names.count(n) > 1})
         ]
-    elif study.base not in study.models:
+    else:
+        problems += _check_training(study)
+    return problems
+
+
+def _check_training(study: InterventionalStudy) -> list[str]:
+    problems = []
+    if study.base not in study.models:
         problems.append(f"base: unknown model {study.base!r}; accepted: {_names(study.models)}")
+    names = [run.name for run in study.train]
+    problems += [f"train: duplicate run name {n!r}" for n in sorted({n for n in names if names.count(n) > 1})]
+    for index, run in enumerate(study.train):
+        where = f"train[{index}]"
+        if run.name in study.models:
+            problems.append(f"{where}.name: {run.name!r} is already a model in `models`; pick another name")
+        problems += check_hyper(study.training, run.hyperparameters, f"{where}.hyperparameters")
+        problems += _check_train_data(run.data, f"{where}.data")
+    return problems
+
+
+def _check_train_data(data: TrainData, where: str) -> list[str]:
+    if data.benchmark is not None:
+        try:
+            bench = benchmarks.get_benchmark(data.benchmark)
+        except RptError as err:
+            return [f"{where}.benchmark: {err}"]
+        if not isinstance(bench.source, SyntheticSource):
+            synthetic = [b.name for b in benchmarks.ALL_BENCHMARKS if isinstance(b.source, SyntheticSource)]
+            return [
+                f"{where}.benchmark: {bench.name} has no training split (its items are test data); "
+                f"accepted: a synthetic benchmark ({_names(synthetic)}) or a `path` to a training set"
+            ]
+        return []
+    from rpt_transfer.scoring import SCORERS
+
+    problems = []
+    if data.scorer not in SCORERS:
+        problems.append(f"{where}.scorer: unknown scorer {data.scorer!r}; accepted: {_names(SCORERS)}")
+    if data.path is not None and "://" not in data.path and not Path(data.path).is_file():
+        problems.append(
+            f"{where}.path: no such file {data.path!r}; accepted: a JSONL file of id, prompt, reference"
+        )
     return problems
 
 

@@ -102,8 +102,60 @@ class Tracker:
             RptError: the run already holds one of `params` with another value, so two different
                 jobs share this job id.
         """
+        run = self._job_run(study, job_id, run_name, tags, parent_run_id, run_type="result")
+        run_id = run.info.run_id
+        self._client.log_batch(
+            run_id, metrics=_changed_metrics(run, metrics), params=_new_params(run, job_id, params)
+        )
+        if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+            self._finish(run_id)
+        return run_id
+
+    def training_run(
+        self,
+        *,
+        study: str,
+        job_id: str,
+        run_name: str,
+        params: dict[str, Any],
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
+    ) -> str:
+        """The run of a train job (found again by its job id, so a resumed job continues it), RUNNING.
+
+        Step metrics follow through `log_step`; `finish_run` closes it.
+        """
+        run = self._job_run(study, job_id, run_name, tags, parent_run_id, run_type="train")
+        self._client.log_batch(run.info.run_id, params=_new_params(run, job_id, params))
+        if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
+            self._client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+        return run.info.run_id
+
+    def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        """One training step's metrics, at that step of each metric's history."""
+        now = int(time.time() * 1000)
+        self._client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def finish_run(self, run_id: str, metrics: dict[str, float] | None = None, failed: bool = False) -> None:
+        """Close a run with its final metrics, FINISHED or FAILED."""
+        if metrics:
+            self.log_step(run_id, 0, metrics)
+        status = RunStatus.FAILED if failed else RunStatus.FINISHED
+        with contextlib.redirect_stdout(sys.stderr):
+            self._client.set_terminated(run_id, RunStatus.to_string(status))
+
+    def _job_run(
+        self,
+        study: str,
+        job_id: str,
+        run_name: str,
+        tags: dict[str, str],
+        parent_run_id: str | None,
+        run_type: str,
+    ) -> Run:
+        """Find (by job id) or create the run of one job, with its tags and name brought up to date."""
         experiment_id = self.experiment_id(study)
-        all_tags = {**tags, "job_id": job_id, "study": study, "run_type": "result"}
+        all_tags = {**tags, "job_id": job_id, "study": study, "run_type": run_type}
         if parent_run_id is not None:
             all_tags[PARENT_TAG] = parent_run_id
 
@@ -111,18 +163,10 @@ class Tracker:
             return self._client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
 
         run = self._find_or_create(experiment_id, _tag_filter({"job_id": job_id}), create)
-        run_id = run.info.run_id
-        self._client.log_batch(
-            run_id,
-            metrics=_changed_metrics(run, metrics),
-            params=_new_params(run, job_id, params),
-            tags=_run_tags(all_tags),
-        )
+        self._client.log_batch(run.info.run_id, tags=_run_tags(all_tags))
         if run.info.run_name != run_name:
-            self._client.update_run(run_id, name=run_name)
-        if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
-            self._finish(run_id)
-        return run_id
+            self._client.update_run(run.info.run_id, name=run_name)
+        return run
 
     def log_report(
         self, run_id: str, report_dir: Path, metrics: dict[str, float], artifact_path: str = "report"

@@ -11,6 +11,7 @@ from rpt_transfer.store import Manifest, Store
 
 _MODULES = {
     "pretrain": "rpt_transfer.jobs.pretrain",
+    "train": "rpt_transfer.jobs.train",
     "generate": "rpt_transfer.jobs.generate",
     "score": "rpt_transfer.jobs.score",
     "aggregate": "rpt_transfer.jobs.aggregate",

@@ -13,7 +13,8 @@ from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.generate import PART, benchmark_for
 from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import SCORE_SCHEMA, from_parquet, to_parquet
-from rpt_transfer.scoring import Scorer, Verdict, Verifier, get_scorer
+from rpt_transfer.scoring import Scorer, Verdict, get_scorer
+from rpt_transfer.scoring.batch import SCORER_ERROR, score_batch
 from rpt_transfer.store import Manifest
 
 MAX_SCORER_ERROR_RATE = 0.05
@@ -32,24 +33,11 @@ def read_generations(ctx: JobContext) -> pa.Table:
     return pa.concat_tables(tables)
 
 
-def _guarded(verify: Verifier, completion: str, reference: str) -> Verdict:
-    try:
-        return verify(completion, reference)
-    except Exception as err:  # one bad sample must not lose the others; the rate check below bounds it
-        return Verdict(0.0, None, "scorer_error", f"{type(err).__name__}: {err}")
-
-
 def verdicts(scorer: Scorer, rows: list[dict], references: dict[str, str]) -> list[Verdict]:
-    """One verdict per row: generation errors as they are, the rest through the scorer's batch form.
-
-    If a batch raises, its rows are scored one by one so that only the offending sample is lost.
-    """
+    """One verdict per row: generation errors as they are, the rest through `score_batch`."""
     todo = [index for index, row in enumerate(rows) if row["error"] is None]
     pairs = [(rows[i]["completion"], references[rows[i]["item_id"]]) for i in todo]
-    try:
-        scored = scorer.verify_many(pairs, [rows[i]["finish_reason"] for i in todo])
-    except Exception:  # fall back to per-sample scoring, which records each failure as a row
-        scored = [_guarded(scorer.verify, completion, reference) for completion, reference in pairs]
+    scored = score_batch(scorer, pairs, [rows[i]["finish_reason"] for i in todo])
     result = [Verdict(0.0, None, "generation_error", row["error"] or "") for row in rows]
     for index, verdict in zip(todo, scored, strict=True):
         result[index] = verdict
@@ -81,9 +69,9 @@ def score_rows(ctx: JobContext) -> list[dict]:
                 }
             )
         ctx.progress.advance(len(batch))
-    failed = sum(row["reason"] == "scorer_error" for row in rows)
+    failed = sum(row["reason"] == SCORER_ERROR for row in rows)
     if rows and failed / len(rows) > MAX_SCORER_ERROR_RATE:
-        example = next(row["explanation"] for row in rows if row["reason"] == "scorer_error")
+        example = next(row["explanation"] for row in rows if row["reason"] == SCORER_ERROR)
         raise JobError(
             f"scorer {bench.scorer} failed on {failed}/{len(rows)} samples of {bench.name}: {example}"
         )

@@ -1,0 +1,36 @@
+"""Score a batch of samples so that one sample the verifier cannot handle never loses the others.
+
+The score job and the RL rewards both score through here: evaluation and training must agree on what
+"correct" means, and on what counts as a scorer failure (`scorer_error`), which both count and bound.
+"""
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from rpt_transfer.scoring.verdict import Verdict
+
+if TYPE_CHECKING:
+    from rpt_transfer.scoring import Scorer
+
+SCORER_ERROR = "scorer_error"
+
+
+def score_batch(
+    scorer: "Scorer", pairs: Sequence[tuple[str, str]], finish_reasons: Sequence[str | None]
+) -> list[Verdict]:
+    """One verdict per (completion, reference) pair, through the scorer's batch form.
+
+    If the batch raises, its pairs are scored one by one, so only the offending sample becomes a
+    `scorer_error` verdict whose explanation names the exception.
+    """
+    try:
+        return list(scorer.verify_many(pairs, finish_reasons))
+    except Exception:  # fall back to per-sample scoring, which records each failure as a verdict
+        return [_guarded(scorer, completion, reference) for completion, reference in pairs]
+
+
+def _guarded(scorer: "Scorer", completion: str, reference: str) -> Verdict:
+    try:
+        return scorer.verify(completion, reference)
+    except Exception as err:  # one bad sample must not lose the others; callers bound the rate
+        return Verdict(0.0, None, SCORER_ERROR, f"{type(err).__name__}: {err}")

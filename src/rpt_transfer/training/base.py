@@ -1,0 +1,65 @@
+"""The trainer protocol every backend implements, and the registry that loads one by name.
+
+A backend gets starting weights, training prompts with a reward, the algorithm and hyperparameters, and a
+work folder; it reports each step's metrics and each saved checkpoint through callbacks, so the train
+job (not the backend) decides what reaches MLflow and the store.
+"""
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+from rpt_transfer.errors import RptError
+from rpt_transfer.generation.base import PromptMode
+from rpt_transfer.training.config import Algorithm, TrainerName, TrainHyper
+from rpt_transfer.training.data import TrainExample
+from rpt_transfer.training.rewards import ScorerReward
+
+OnStep = Callable[[int, dict[str, float]], None]
+"""Called after each optimiser step with its number (from 1) and its metrics."""
+OnCheckpoint = Callable[[int, Path], None]
+"""Called after a resumable checkpoint of step N was written to the given folder."""
+
+
+class TrainRequest(NamedTuple):
+    """Everything one training run needs."""
+
+    model_dir: Path
+    """Starting weights and tokenizer (HF format)."""
+    prompt_mode: PromptMode
+    """How prompts reach the model, exactly as generation sends them."""
+    examples: list[TrainExample]
+    """Training prompts with references."""
+    reward: ScorerReward
+    """Scores rollouts with the project's scorer."""
+    algorithm: Algorithm
+    hyper: TrainHyper
+    seed: int
+    work_dir: Path
+    """Where the backend writes resumable checkpoints (one folder per saved step)."""
+    resume_from: Path | None
+    """A checkpoint folder written by an earlier, interrupted run of the same job, or None."""
+    out_dir: Path
+    """Where the final weights and tokenizer go, in HF format."""
+
+
+class Trainer(Protocol):
+    """A trainer backend."""
+
+    def train(self, request: TrainRequest, on_step: OnStep, on_checkpoint: OnCheckpoint) -> dict[str, float]:
+        """Run the training; return summary metrics (e.g. `train_runtime`, `train_loss`)."""
+        ...
+
+
+def load_trainer(name: TrainerName) -> Trainer:
+    """The backend called `name`, imported only now (TRL and OpenRLHF are heavy)."""
+    if name == "trl":
+        from rpt_transfer.training.trl_backend import TrlTrainer
+
+        return TrlTrainer()
+    if name == "openrlhf":
+        raise RptError(
+            "trainer openrlhf: runs on a GPU cluster through the Argo workflow, which this version does not "
+            "ship yet; accepted here: trl"
+        )
+    raise RptError(f"unknown trainer {name!r}; accepted: trl, openrlhf")

@@ -1,0 +1,68 @@
+"""RL rewards from the project's own scorers, so that training and evaluation agree on "correct".
+
+A reward is the verdict's `correct` (0 or 1, or a fraction). A sample the scorer cannot handle gets
+reward 0, is counted, and is reported on stderr with its explanation; when failures pass a small share
+of all samples the run stops, because a broken reward trains a broken model without anyone noticing.
+"""
+
+import sys
+from collections import Counter
+from collections.abc import Sequence
+from typing import Any
+
+from rpt_transfer.errors import JobError
+from rpt_transfer.scoring import get_scorer
+from rpt_transfer.scoring.batch import SCORER_ERROR, score_batch
+
+FAILURE_REASONS = frozenset({SCORER_ERROR, "toolchain_missing"})
+"""Verdict reasons that mean the reward is unknown, not that the answer is wrong."""
+MAX_FAILURE_RATE = 0.05
+MIN_SAMPLES_BEFORE_STOP = 64
+
+
+class ScorerReward:
+    """A reward function in TRL's calling convention, backed by one scorer of `rpt_transfer.scoring`."""
+
+    def __init__(self, scorer_name: str) -> None:
+        self.scorer_name = scorer_name
+        self._scorer = get_scorer(scorer_name)
+        self.__name__ = f"reward_{scorer_name}"  # TRL names the logged reward after the function
+        self.samples = 0
+        self.failures = 0
+        self.reasons: Counter[str] = Counter()
+
+    def __call__(
+        self, prompts: Sequence[Any], completions: Sequence[Any], reference: Sequence[str], **_: Any
+    ) -> list[float]:
+        """Rewards for one batch of rollouts; `reference` is the dataset column of the same name."""
+        texts = [completion_text(completion) for completion in completions]
+        verdicts = score_batch(self._scorer, list(zip(texts, reference, strict=True)), [None] * len(texts))
+        rewards = []
+        for verdict in verdicts:
+            self.reasons[verdict.reason or "scored"] += 1
+            if verdict.reason in FAILURE_REASONS:
+                self.failures += 1
+                line = f"reward {self.scorer_name}: {verdict.reason}: {verdict.explanation[:300]}"
+                print(line, file=sys.stderr, flush=True)
+            rewards.append(float(verdict.correct))
+        self.samples += len(verdicts)
+        self._stop_if_broken()
+        return rewards
+
+    def failure_rate(self) -> float:
+        """Share of samples so far whose reward the scorer could not determine."""
+        return self.failures / self.samples if self.samples else 0.0
+
+    def _stop_if_broken(self) -> None:
+        if self.samples >= MIN_SAMPLES_BEFORE_STOP and self.failure_rate() > MAX_FAILURE_RATE:
+            raise JobError(
+                f"reward {self.scorer_name}: the scorer failed on {self.failures}/{self.samples} samples "
+                f"(more than {MAX_FAILURE_RATE:.0%}); training stopped. Reasons: {dict(self.reasons)}"
+            )
+
+
+def completion_text(completion: Any) -> str:
+    """TRL passes a string (raw prompts) or a list of messages (chat prompts); the text either way."""
+    if isinstance(completion, str):
+        return completion
+    return "".join(message.get("content", "") for message in completion)
