@@ -63,7 +63,7 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.fixture(scope="session")
 def sandbox_ready() -> None:
-    """Skip, with the sandbox's own reason, where this machine cannot isolate code (see scoring/sandbox.py)."""
+    """Skip, with the sandbox's own reason, where this machine cannot isolate code (see scoring/sandbox/)."""
     from rpt_transfer.scoring import sandbox
 
     try:
