@@ -139,7 +139,7 @@ def test_plan_json_kind_filter(tmp_path: Path) -> None:
     study = write_study(tmp_path / "s.yaml", tiny_study(str(tmp_path / "store")))
     items = json.loads(run_cli("plan", str(study), "--json", "--kind", "score").stdout)
     assert len(items) == 4 and all(item["key"].startswith("scores/") for item in items)
-    assert_one_line_error(run_cli("plan", str(study), "--json", "--kind", "train"), "--kind 'train'")
+    assert_one_line_error(run_cli("plan", str(study), "--json", "--kind", "trian"), "--kind 'trian'")
 
 
 def test_benchmarks_list() -> None:

@@ -83,7 +83,8 @@ def read_jsonl(path: Path, data: bytes) -> list[TrainExample]:
         try:
             row = json.loads(line)
         except json.JSONDecodeError as err:
-            raise JobError(f"training data {path}:{number}: not JSON ({err.msg})") from None
+            problem = f"not JSON ({err.msg})"
+            raise JobError(f"training data {path}:{number}: {problem}; accepted: {_ACCEPTED}") from None
         if not isinstance(row, dict):
             raise JobError(f"training data {path}:{number}: not an object; accepted: {_ACCEPTED}")
         for name in REQUIRED_FIELDS:
