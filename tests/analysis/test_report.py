@@ -30,6 +30,11 @@ EXPECTED_FILES = {
     "summary.parquet",
     "accuracy_heatmap.png",
     "delta_heatmap.png",
+    "paired_tests.csv",
+    "paired_tests.parquet",
+    "transfer.csv",
+    "transfer.parquet",
+    "transfer_matrix.png",
 }
 
 
@@ -65,14 +70,14 @@ def test_metrics_and_warnings(report):
     assert len(result.warnings) == 3  # rpt2 lacks mbpp; rpt truncated on gsm; rpt errored on mbpp
 
 
-def test_html_is_self_contained_with_two_valid_pngs(report):
+def test_html_is_self_contained_with_three_valid_pngs(report):
     out_dir, _ = report
     html = (out_dir / "report.html").read_text()
     assert "http" not in html
     assert not re.search(r"<(script|link)\b", html)
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 2
+    assert len(images) == 3
     for encoded in images:
         png = base64.b64decode(encoded, validate=True)
         assert png.startswith(PNG_MAGIC)

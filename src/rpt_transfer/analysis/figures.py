@@ -81,6 +81,46 @@ def delta_heatmap(deltas: pd.DataFrame) -> bytes:
     return _png(fig)
 
 
+def matrix_heatmap(matrix: pd.DataFrame) -> bytes:
+    """Trained model (its domain) × evaluated domain: item-pooled delta with significance marks.
+
+    The trained domain's own column is boxed; '†' marks p < 0.05 and '‡' p < 0.01 (paired tests).
+    """
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+    from matplotlib.patches import Rectangle
+
+    labels = matrix.assign(row=matrix["pair"] + " (" + matrix["train_domain"] + ")")
+    order = list(dict.fromkeys(labels["row"]))
+    columns = sorted(labels["eval_domain"].unique())
+    grid = labels.pivot(index="row", columns="eval_domain", values="delta").reindex(
+        index=order, columns=columns
+    )
+    p_values = labels.pivot(index="row", columns="eval_domain", values="p_value").reindex(
+        index=order, columns=columns
+    )
+    fig, ax = _figure(grid.shape)
+    if grid.empty:
+        return _empty(fig, ax, "no single-domain pair to show")
+    values = grid.to_numpy(dtype=float)
+    finite = values[~pd.isna(values)]
+    limit = max(float(np.abs(finite).max()) if finite.size else 0.0, 0.01)
+    cmap = colormaps["RdBu"].with_extremes(bad="#dddddd")
+    norm = Normalize(vmin=-limit, vmax=limit)
+    image = ax.imshow(values, cmap=cmap, norm=norm, aspect="auto")
+    marks = np.vectorize(lambda p: "" if pd.isna(p) else "‡" if p < 0.01 else "†" if p < 0.05 else "")
+    _annotate(ax, grid, cmap, norm, lambda v: f"{v:+.2f}", suffix=marks(p_values.to_numpy(dtype=float)))
+    trained = dict(zip(labels["row"], labels["train_domain"], strict=False))
+    for i, row in enumerate(order):
+        if trained[row] in columns:
+            j = columns.index(trained[row])
+            ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5))
+    _label_axes(ax, grid, columns)
+    ax.set_title("Transfer: RPT − base by evaluated domain (boxed = trained domain; † p<.05, ‡ p<.01)")
+    fig.colorbar(image, ax=ax, label="delta", shrink=0.8)
+    return _png(fig)
+
+
 def _benchmark_columns(frame: pd.DataFrame) -> list[str]:
     """Benchmarks ordered by domain, then name, so domains form blocks of columns."""
     pairs = frame[["benchmark_domain", "benchmark"]].drop_duplicates()
@@ -111,8 +151,12 @@ def _annotate(
     norm: Normalize,
     fmt: Callable[[float], str],
     bold: np.ndarray | None = None,
+    suffix: np.ndarray | None = None,
 ) -> None:
-    """Write each value in its cell, in black or white depending on the cell colour's lightness."""
+    """Write each value in its cell, in black or white depending on the cell colour's lightness.
+
+    `bold` cells are bold and starred; `suffix` (strings) is appended to each cell's text.
+    """
     values = grid.to_numpy(dtype=float)
     for i in range(values.shape[0]):
         for j in range(values.shape[1]):
@@ -123,7 +167,7 @@ def _annotate(
                 continue
             red, green, blue, _ = cmap(norm(value))
             light = 0.299 * red + 0.587 * green + 0.114 * blue > 0.5
-            text = fmt(value) + ("*" if is_bold else "")
+            text = fmt(value) + ("*" if is_bold else "") + (str(suffix[i, j]) if suffix is not None else "")
             ax.text(
                 j,
                 i,

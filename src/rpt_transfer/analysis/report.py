@@ -16,7 +16,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
-from rpt_transfer.analysis.figures import accuracy_heatmap, delta_heatmap
+from rpt_transfer.analysis.figures import accuracy_heatmap, delta_heatmap, matrix_heatmap
 from rpt_transfer.analysis.tables import (
     MAX_TRUNCATED_RATE,
     SEEN,
@@ -24,10 +24,12 @@ from rpt_transfer.analysis.tables import (
     accuracy_table,
     domain_summary,
     headline_metrics,
+    metric_key,
     missing_cells,
     pair_deltas,
     quality_warnings,
 )
+from rpt_transfer.analysis.transfer import paired_tests, transfer_matrix
 
 
 class ReportResult(NamedTuple):
@@ -59,6 +61,7 @@ COLUMN_FORMATS: Mapping[str, str] = {
     "truncated_rate": "{:.1%}",
     "no_answer_rate": "{:.1%}",
     "error_rate": "{:.1%}",
+    "p_value": "{:.3g}",
 }
 """How each numeric column is shown; accuracies keep three decimals so 1/3 and 0.33 differ visibly."""
 
@@ -78,6 +81,7 @@ NOTES = (
 
 ACCURACY_PNG = "accuracy_heatmap.png"
 DELTA_PNG = "delta_heatmap.png"
+MATRIX_PNG = "transfer_matrix.png"
 
 
 def write_report(
@@ -110,11 +114,26 @@ def write_report(
     warnings = missing_cells(acc, pairs) + quality_warnings(acc)
     metrics = headline_metrics(deltas, summary)
     metrics["n_warnings"] = float(len(warnings))
-    figures = {ACCURACY_PNG: accuracy_heatmap(acc), DELTA_PNG: delta_heatmap(deltas)}
+    tests = paired_tests(scores, pairs)
+    matrix = transfer_matrix(tests, pairs)
+    for cell in matrix.itertuples():
+        metrics[metric_key(f"transfer/{cell.pair}/{cell.eval_domain}/delta")] = float(cell.delta)
+    figures = {
+        ACCURACY_PNG: accuracy_heatmap(acc),
+        DELTA_PNG: delta_heatmap(deltas),
+        MATRIX_PNG: matrix_heatmap(matrix),
+    }
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    for stem, frame in (("accuracy", acc), ("deltas", deltas), ("summary", summary)):
+    tables = {
+        "accuracy": acc,
+        "deltas": deltas,
+        "summary": summary,
+        "paired_tests": tests,
+        "transfer": matrix,
+    }
+    for stem, frame in tables.items():
         files += [out_dir / f"{stem}.csv", out_dir / f"{stem}.parquet"]
         frame.to_csv(files[-2], index=False)
         frame.to_parquet(files[-1], index=False)
@@ -133,6 +152,9 @@ def write_report(
         "accuracy": _table(acc),
         "deltas": _table(deltas, highlight=deltas["seen"].eq(SEEN).tolist()),
         "summary": _table(summary, highlight=summary["seen"].eq(SEEN).tolist()),
+        "tests": _table(tests),
+        "matrix": _table(matrix, highlight=matrix["train_domain"].eq(matrix["eval_domain"]).tolist()),
+        "matrix_png": MATRIX_PNG,
         "warnings": warnings,
         "provenance": list(_flatten(provenance)),
         "accuracy_png": ACCURACY_PNG,
