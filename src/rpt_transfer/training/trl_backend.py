@@ -27,7 +27,7 @@ class TrlTrainer:
         """Train with GRPOTrainer; see `Trainer.train`."""
         import torch
         from datasets import Dataset
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoModelForCausalLM, AutoTokenizer, PrinterCallback
         from trl import GRPOTrainer
 
         cuda = torch.cuda.is_available()
@@ -53,6 +53,7 @@ class TrlTrainer:
             train_dataset=Dataset.from_list(rows),
             processing_class=tokenizer,
         )
+        trainer.remove_callback(PrinterCallback)  # it prints every log dict; the job reports progress itself
         trainer.add_callback(_relay(on_step, on_checkpoint))
         resume = str(request.resume_from) if request.resume_from is not None else None
         result = trainer.train(resume_from_checkpoint=resume)
