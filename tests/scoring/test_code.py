@@ -7,10 +7,11 @@ from fractions import Fraction
 
 import pytest
 
-from rpt_transfer.scoring import code, sandbox
+from rpt_transfer.scoring import code, code_harness, sandbox
 from rpt_transfer.scoring.code import (
     function_reference,
     outputs_match,
+    solution_reference,
     stdio_reference,
     verify_function,
     verify_stdio,
@@ -30,6 +31,12 @@ UNITTEST = (
 )
 SQUARE = function_reference("task_func", UNITTEST, mode="unittest")
 SUM = stdio_reference([{"input": "2 3\n", "output": "5\n"}, {"input": "10 -4\n", "output": "6"}])
+TWO_SUM = solution_reference("twoSum", [([[2, 7, 11, 15], 9], [0, 1]), ([[3, 2, 4], 6], [1, 2])], timeout=5)
+TWO_SUM_RIGHT = (
+    "class Solution:\n    def twoSum(self, nums: List[int], target: int) -> List[int]:\n"
+    "        seen = {}\n        for i, x in enumerate(nums):\n            if target - x in seen:\n"
+    "                return (seen[target - x], i)\n            seen[x] = i"
+)
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -213,6 +220,55 @@ def test_function_exploits_fail(name: str) -> None:
     assert verdict.correct == 0.0, verdict
 
 
+def test_solution_reference_calls_the_method_and_compares_json() -> None:
+    assert verify_stdio(fenced(TWO_SUM_RIGHT), TWO_SUM).correct == 1.0  # a tuple counts as a list
+    assert verify_function(fenced(TWO_SUM_RIGHT), TWO_SUM).correct == 1.0  # either verifier routes it
+    wrong = verify_stdio(fenced(TWO_SUM_RIGHT.replace("seen[target - x], i", "i, seen[target - x]")), TWO_SUM)
+    assert (
+        wrong.correct == 0.0 and "test 1: twoSum(...) returned [1, 0], expected [0, 1]" in wrong.explanation
+    )
+    assert verify_stdio(fenced("class Solution:\n    pass"), TWO_SUM).correct == 0.0
+    slow = fenced(
+        "class Solution:\n    def twoSum(self, nums, target):\n        while True:\n            pass"
+    )
+    assert verify_stdio(slow, TWO_SUM).reason == "timeout"
+
+
+def test_solution_prelude_keeps_builtins() -> None:
+    reference = solution_reference("f", [([3, 4], [81 % 5, 4, 2.0, True])], timeout=5)
+    program = "class Solution:\n    def f(self, x, y):\n        return [pow(x, y, 5), abs(-y), sqrt(y), x in Counter([3])]"
+    assert verify_stdio(fenced(program), reference).correct == 1.0
+
+
+def test_solution_reference_fields() -> None:
+    spec = json.loads(TWO_SUM)
+    assert (spec["mode"], spec["timeout"], spec["prompt"]) == ("call", 5, code.SOLUTION_PRELUDE)
+    assert "Solution().twoSum(*args)" in spec["suffix"] and "timeout" not in json.loads(ADD)
+    with pytest.raises(ValueError, match="not a Python name"):
+        solution_reference("two sum", [], timeout=1)
+
+
+SOLUTION_EXPLOITS = {
+    name: program.replace("def add(a, b):", "class Solution:\n  def twoSum(self, nums, target):")
+    for name, program in FUNCTION_EXPLOITS.items()
+    if "def add(" in program
+}
+SOLUTION_EXPLOITS |= {
+    "define_the_shim": "def _call_solution(*args):\n    return [0, 1]\nclass Solution:\n    pass",
+    "list_subclass": (
+        "class Same(list):\n    def __eq__(self, other):\n        return True\n"
+        "class Solution:\n    def twoSum(self, nums, target):\n        return Same()"
+    ),
+    "exit_at_import": "import sys\nsys.exit(0)",
+}
+
+
+@pytest.mark.parametrize("name", sorted(SOLUTION_EXPLOITS))
+def test_solution_exploits_fail(name: str) -> None:
+    verdict = verify_stdio(fenced(SOLUTION_EXPLOITS[name]), TWO_SUM)
+    assert verdict.correct == 0.0, verdict
+
+
 def test_unittest_mode_passes_and_fails() -> None:
     assert verify_function(fenced("def task_func(x):\n    return x * x"), SQUARE).correct == 1.0
     wrong = verify_function(fenced("def task_func(x):\n    return x + x"), SQUARE)
@@ -308,6 +364,6 @@ def test_references_are_plain_json() -> None:
 
 
 def test_harness_is_standalone() -> None:
-    source = code.harness_source()
+    source = code_harness.harness_source()
     compile(source, "harness.py", "exec")
     assert "rpt_transfer" not in source.split('"""', 2)[2]

@@ -1,24 +1,23 @@
 """The code verifiers on real benchmark data: reference solutions pass, other tasks' solutions fail.
 
-The data is read in place (never copied): $RPT_BENCHMARK_DATA, else ../shared/data/benchmarks next to the
-repository. Neither LiveCodeBench nor Codeforces ships reference solutions in that data (see its
-SOURCES.md), so the stdin/stdout checks use solutions written for this test to five simple problems.
+The data is read in place (never copied) from `BENCHMARK_DATA` (see tests/conftest.py). Neither
+LiveCodeBench nor Codeforces ships reference solutions in that data (see its SOURCES.md: the LCB
+submissions file has its model outputs removed), so the stdin/stdout and LeetCode-style checks use
+solutions written for this test to a few simple problems.
 """
 
 import ast
 import gzip
 import json
-import os
 from pathlib import Path
 
 import pytest
 
+from conftest import BENCHMARK_DATA
+from rpt_transfer.benchmarks import bigcodebench, livecodebench, mbpp
 from rpt_transfer.scoring import code, sandbox
 
-DATA = Path(
-    os.environ.get("RPT_BENCHMARK_DATA")
-    or Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "benchmarks"
-)
+DATA = BENCHMARK_DATA
 
 
 def data_file(relative: str) -> Path:
@@ -57,36 +56,23 @@ def test_humaneval_canonical_solutions_pass_and_other_tasks_solutions_fail(pool:
     assert sum(verdict.correct for verdict in verdicts[164:]) == 0
 
 
-def mbpp_reference(task: dict) -> str:
-    """Entry point: the reference's function the asserts call; context: its imports and the test imports."""
-    called = {
-        node.func.id
-        for test in task["test_list"]
-        for node in ast.walk(ast.parse(test))
-        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
-    }
-    tree = ast.parse(task["code"])
-    defined = [node.name for node in tree.body if isinstance(node, ast.FunctionDef | ast.ClassDef)]
-    entry = next(name for name in defined if name in called)
-    imports = [ast.unparse(node) for node in tree.body if isinstance(node, ast.Import | ast.ImportFrom)]
-    test = "\n".join([*task["test_imports"], *task["test_list"]])
-    return code.function_reference(entry, test, context="\n".join([*task["test_imports"], *imports]))
-
-
 def test_mbpp_reference_code_passes_the_sanitized_test_range(pool: sandbox.SandboxPool) -> None:
+    """The benchmark's own references (mbpp.to_item), including task 596 (its asserts use the reference's
+    `import sys`) and task 88 (it returns a collections.Counter)."""
     tasks = [
         task
         for task in json.loads(data_file("mbpp/sanitized-mbpp.json").read_text())
-        if 11 <= task["task_id"] <= 510
+        if task["task_id"] in mbpp.TEST_IDS
     ]
     assert len(tasks) == 257
+    items = [mbpp.to_item(task) for task in tasks]
     # timeout: task 123's reference needs ~9 s of CPU (naive divisor sums up to 9999)
     verdicts = pool.map(
-        lambda task: code.verify_function(task["code"], mbpp_reference(task), timeout=30), tasks
+        lambda item: code.verify_function(item.metadata["solution"], item.reference, timeout=30), items
     )
     failed = {
-        task["task_id"]: verdict.explanation[:300]
-        for task, verdict in zip(tasks, verdicts, strict=True)
+        item.id: verdict.explanation[:300]
+        for item, verdict in zip(items, verdicts, strict=True)
         if verdict.correct != 1
     }
     assert failed == {}
@@ -125,6 +111,21 @@ def test_bigcodebench_canonical_solutions_pass(pool: sandbox.SandboxPool) -> Non
         wrong["entry_point"], wrong["test"], prompt=wrong["complete_prompt"], mode="unittest"
     )
     assert code.verify_function(tasks[BIGCODEBENCH_TASKS[0]]["canonical_solution"], reference).correct == 0
+
+
+@pytest.mark.slow
+@pytest.mark.usefixtures("pool")
+def test_bigcodebench_0_reference_passes_with_bigcodebench_limits() -> None:
+    """Task 0 shuffles all 3.6 million permutations of 10 numbers: ~0.5 GB, about a minute on 2 busy cores.
+
+    It used to fail on the 60 s limit; the defaults are now BigCodeBench's own (240 s, 30 GiB of address
+    space).
+    """
+    with gzip.open(data_file("bigcodebench/BigCodeBench_v0.1.0_hf.jsonl.gz"), "rt") as lines:
+        record = json.loads(next(lines))
+    item = bigcodebench.to_item({**record, "split": "complete"})
+    verdict = code.verify_function(item.metadata["solution"], item.reference)
+    assert verdict.correct == 1.0, verdict.explanation[-1000:]
 
 
 # Written for this test (the data has no reference solutions): (source, problem id or title, program).
@@ -178,3 +179,63 @@ def test_stdio_solutions_pass_and_a_wrong_one_fails(source: str, problem: str, p
     assert code.verify_stdio(f"```python\n{program}\n```", reference).correct == 1.0
     other = STDIO_SOLUTIONS[(STDIO_SOLUTIONS.index((source, problem, program)) + 1) % len(STDIO_SOLUTIONS)][2]
     assert code.verify_stdio(other, reference).correct == 0.0
+
+
+# Written for this test: LeetCode-style solutions (class Solution) of the first functional LCB problems,
+# and for each a wrong one (right method, wrong answer).
+LEETCODE_SOLUTIONS = {
+    "livecodebench-2727": (
+        "class Solution:\n    def countSeniors(self, details: List[str]) -> int:\n"
+        "        return sum(int(d[11:13]) > 60 for d in details)",
+        "class Solution:\n    def countSeniors(self, details):\n        return len(details)",
+    ),
+    "livecodebench-2728": (
+        "class Solution:\n    def matrixSum(self, nums: List[List[int]]) -> int:\n"
+        "        return sum(max(column) for column in zip(*(sorted(row) for row in nums)))",
+        "class Solution:\n    def matrixSum(self, nums):\n        return sum(map(max, nums))",
+    ),
+    "livecodebench-2730": (
+        "class Solution:\n    def maximumOr(self, nums: List[int], k: int) -> int:\n"
+        "        suffix = [0] * (len(nums) + 1)\n        for i in range(len(nums) - 1, -1, -1):\n"
+        "            suffix[i] = suffix[i + 1] | nums[i]\n        best = prefix = 0\n"
+        "        for i, x in enumerate(nums):\n            best = max(best, prefix | (x << k) | suffix[i + 1])\n"
+        "            prefix |= x\n        return best",
+        "class Solution:\n    def maximumOr(self, nums, k):\n        return max(nums) << k",
+    ),
+}
+
+
+@pytest.fixture(scope="module")
+def livecodebench_items() -> dict[str, object]:
+    data_file(livecodebench._LOCAL[0])
+    return {item.id: item for item in map(livecodebench.to_item, livecodebench.read_local(DATA))}
+
+
+@pytest.mark.parametrize("item_id", list(LEETCODE_SOLUTIONS))
+def test_livecodebench_functional_solutions_pass_and_wrong_ones_fail(
+    item_id: str, livecodebench_items: dict, pool: sandbox.SandboxPool
+) -> None:
+    item = livecodebench_items[item_id]
+    assert item.metadata["testtype"] == "functional" and "class Solution" in item.prompt_vars["answer_format"]
+    right, wrong = LEETCODE_SOLUTIONS[item_id]
+    verdict = code.verify_stdio(f"```python\n{right}\n```", item.reference)
+    assert verdict.correct == 1.0, verdict.explanation
+    verdict = code.verify_stdio(f"```python\n{wrong}\n```", item.reference)
+    assert verdict.correct == 0.0 and "expected" in verdict.explanation
+    other = LEETCODE_SOLUTIONS[next(key for key in LEETCODE_SOLUTIONS if key != item_id)][0]
+    assert code.verify_stdio(other, item.reference).correct == 0.0
+
+
+def test_livecodebench_functional_forgeries_fail(livecodebench_items: dict) -> None:
+    reference = livecodebench_items["livecodebench-2727"].reference
+    forgeries = [
+        "class Solution:\n    def countSeniors(self, details):\n"
+        "        class Same:\n            def __eq__(self, other):\n                return True\n"
+        "        return Same()",
+        "class Int(int):\n    def __eq__(self, other):\n        return True\n"
+        "class Solution:\n    def countSeniors(self, details):\n        return Int(0)",
+        "import os\nos.write(3, b'{\"passed\": true}')\nos._exit(0)",
+        "class Solution:\n    def countSeniors(self, details):\n        raise SystemExit(0)",
+    ]
+    for program in forgeries:
+        assert code.verify_stdio(f"```python\n{program}\n```", reference).correct == 0.0, program

@@ -58,8 +58,23 @@ def entry_point(record: Mapping[str, Any]) -> str:
     raise RptError(f"mbpp task {record['task_id']}: its first test calls no function its reference defines")
 
 
+def test_context(record: Mapping[str, Any]) -> str:
+    """What the asserts run after: the test imports and the reference program's top-level imports.
+
+    MBPP's harness runs the asserts in the program's own namespace, so some asserts use a module that
+    only the reference imports (task 596 calls `sys.getsizeof`). Our asserts run apart from the
+    candidate's program, so they get those imports here; the candidate gains nothing from them.
+    """
+    imports = [
+        ast.unparse(node)
+        for node in ast.parse(str(record["code"])).body
+        if isinstance(node, ast.Import | ast.ImportFrom)
+    ]
+    return "\n".join([*(str(line) for line in record["test_imports"]), *imports])
+
+
 def to_item(record: Mapping[str, Any]) -> Item:
-    """Task text and first assert to prompt; all asserts, with the test imports, to reference.
+    """Task text and first assert to prompt; all asserts, with their imports (`test_context`), to reference.
 
     Metadata `solution` is the reference program, for gold-solution tests.
     """
@@ -73,7 +88,7 @@ def to_item(record: Mapping[str, Any]) -> Item:
         reference=function_reference(
             entry_point(record),
             "\n".join(tests) + "\n",
-            context="\n".join(str(line) for line in record["test_imports"]),
+            context=test_context(record),
             mode="call",
         ),
         metadata={"task_id": record["task_id"], "solution": str(record["code"])},
@@ -82,7 +97,7 @@ def to_item(record: Mapping[str, Any]) -> Item:
 
 BENCHMARK = BenchmarkSpec(
     name="mbpp",
-    version="1",
+    version="2",
     domain="code",
     source=SOURCE,
     to_item=to_item,
