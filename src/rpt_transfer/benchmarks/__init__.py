@@ -10,6 +10,9 @@ from rpt_transfer.benchmarks import (
     aime24,
     amc23,
     bigcodebench,
+    canary_code,
+    canary_knowledge,
+    canary_math,
     codeforces,
     finben,
     gsm8k,
@@ -48,6 +51,9 @@ ALL_BENCHMARKS: tuple[BenchmarkSpec, ...] = (
     finben.BENCHMARK,
     smoke_arith.BENCHMARK,
     smoke_facts.BENCHMARK,
+    canary_math.BENCHMARK,
+    canary_code.BENCHMARK,
+    canary_knowledge.BENCHMARK,
 )
 _BY_NAME = {b.name: b for b in ALL_BENCHMARKS}
 
@@ -74,6 +80,7 @@ SUITES: dict[str, tuple[str, ...]] = {
     "code": ("humaneval", "mbpp", "bigcodebench", "livecodebench", "usaco", "codeforces", "polyglot"),
     "knowledge": ("pubmedqa", "medqa", "tabfact", "legalbench", "finben"),
     "smoke": ("smoke_arith", "smoke_facts"),
+    "canary": ("canary_math", "canary_code", "canary_knowledge"),
 }
 
 

@@ -14,6 +14,8 @@ from rpt_transfer.benchmarks.sources import DatasetSource
 from rpt_transfer.hashing import short_hash
 
 Domain = Literal["math", "code", "knowledge"]
+_FINGERPRINT_ITEMS = 32
+"""Items and documents hashed into the pre-training fingerprint of a benchmark with pre-training hooks."""
 DOMAINS: tuple[Domain, ...] = ("math", "code", "knowledge")
 
 
@@ -74,6 +76,13 @@ class BenchmarkSpec:
     description: str = ""
     subset: Subset | None = None
     """Sub-task selection (LegalBench tasks, FinBen subsets, ...), when the benchmark has one."""
+    demonstration: Callable[[Item], str] | None = None
+    """The completion a tiny model is pre-trained on for an item; None means `ANSWER: <reference>`.
+    Changing what it returns changes pre-training, so it must come with a new `version`."""
+    documents: Callable[[int, int], list[str]] | None = None
+    """Extra pre-training texts as `documents(seed, count)` for a corpus of `count` demonstrations (e.g.
+    the fact statements of a synthetic world the questions ask about); None means none. Like
+    `demonstration`, a change to what it returns must come with a new `version`."""
 
     def parse_options(self, options: Mapping[str, Any] | None) -> BaseModel | None:
         """Validated options (defaults when None); a benchmark without a subset takes none."""
@@ -102,6 +111,10 @@ class BenchmarkSpec:
         """The user message for one item."""
         return self.prompt.format(**item.prompt_vars)
 
+    def demonstrate(self, item: Item) -> str:
+        """The completion pre-training shows after this item's prompt."""
+        return self.demonstration(item) if self.demonstration is not None else f"ANSWER: {item.reference}"
+
     def identity(self, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """What enters job ids: name, version, data identity, prompt template, scorer and options."""
         identity = {
@@ -111,10 +124,30 @@ class BenchmarkSpec:
             "prompt_sha": short_hash(self.prompt),
             "scorer": self.scorer,
         }
+        if self.demonstration is not None or self.documents is not None:
+            identity["pretrain"] = self._pretrain_fingerprint()
         chosen = self.parse_options(options)
         if chosen is not None:
             identity["options"] = chosen.model_dump(mode="json")
         return identity
+
+    def _pretrain_fingerprint(self) -> str:
+        """A cheap content hash of the pre-training hooks' output, a guard for a forgotten version bump.
+
+        Only benchmarks with hooks get it, so the identities (and job ids) of the others stay unchanged.
+        """
+        demonstrations = [self.demonstrate(item) for item in self.items(limit=_FINGERPRINT_ITEMS)]
+        documents = self.documents(0, _FINGERPRINT_ITEMS) if self.documents is not None else []
+        return short_hash([demonstrations, documents])
+
+
+def held_out(percent: int, *parts: object) -> bool:
+    """Whether a synthetic problem (named by `parts`) belongs to the test split, about `percent` in 100.
+
+    The split is a fixed function of the problem's content, so records drawn with a training seed can skip
+    every test problem however many are drawn: train and test never share a problem.
+    """
+    return int(short_hash(["held-out", *parts], length=8), 16) % 100 < percent
 
 
 def stable_id(prefix: str, *parts: str) -> str:

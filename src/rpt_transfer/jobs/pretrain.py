@@ -2,7 +2,8 @@
 
 The tiny models stand in for real base and RPT models so that a whole study runs offline on a CPU. Training
 examples come from each benchmark's own generator under a training seed, rendered with the benchmark's
-prompt exactly as the generate job will send it, followed by `ANSWER: <reference>`.
+prompt exactly as the generate job will send it, followed by the benchmark's demonstration (by default
+`ANSWER: <reference>`). A benchmark may add plain documents, such as the facts its questions ask about.
 """
 
 import tempfile
@@ -34,14 +35,16 @@ def example_text(prompt: str, completion: str, prompt_mode: PromptMode) -> str:
 
 
 def corpus(corpus_inputs: dict, seed: int, prompt_mode: PromptMode) -> list[str]:
-    """Training texts: `count` examples from each benchmark's generator, in a fixed order."""
+    """Training texts: `count` examples from each benchmark's generator, then its documents; a fixed order."""
     texts = []
     for name, entry in sorted(corpus_inputs.items()):
         bench = benchmark_for(entry["benchmark"])
-        records = bench.source.generator(training_seed(seed, name), entry["count"])
-        for record in records:
+        bench_seed = training_seed(seed, name)
+        for record in bench.source.generator(bench_seed, entry["count"]):
             item = bench.to_item(record)
-            texts.append(example_text(bench.render_prompt(item), f"ANSWER: {item.reference}", prompt_mode))
+            texts.append(example_text(bench.render_prompt(item), bench.demonstrate(item), prompt_mode))
+        if bench.documents is not None:
+            texts.extend(bench.documents(bench_seed, entry["count"]))
     return texts
 
 
