@@ -142,6 +142,14 @@ def test_plan_json_kind_filter(tmp_path: Path) -> None:
     assert_one_line_error(run_cli("plan", str(study), "--json", "--kind", "trian"), "--kind 'trian'")
 
 
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [(("validate",), "Missing argument 'study_file'"), (("plan", "--bogus", "x"), "No such option: --bogus")],
+)
+def test_usage_errors_are_one_line(args: tuple[str, ...], expected: str) -> None:
+    assert_one_line_error(run_cli(*args), expected, "--help")
+
+
 def test_benchmarks_list() -> None:
     result = run_cli("benchmarks", "list")
     assert result.returncode == 0 and "smoke_arith" in result.stdout and "suite smoke" in result.stdout

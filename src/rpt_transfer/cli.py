@@ -12,6 +12,13 @@ from rich.table import Table
 
 from rpt_transfer.errors import RptError, SpecError
 
+try:  # recent typer ships its own copy of click and raises that copy's exceptions
+    from typer._click.exceptions import ClickException as _BundledClickException
+except ImportError:  # older typer uses click itself
+    _BundledClickException = click.ClickException
+USAGE_ERRORS = (click.ClickException, _BundledClickException)
+ABORTS = (KeyboardInterrupt, click.Abort, getattr(typer, "Abort", click.Abort))
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__, pretty_exceptions_enable=False)
 job_app = typer.Typer(no_args_is_help=True, help="Run one job of a plan (what every executor calls).")
 benchmarks_app = typer.Typer(no_args_is_help=True, help="The benchmark registry.")
@@ -94,6 +101,28 @@ def run(
         raise typer.Exit(1)
 
 
+@app.command()
+def report(
+    study_files: Annotated[
+        list[Path], typer.Argument(help="Study spec(s); two or more also write a side-by-side comparison.")
+    ],
+    out_dir: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder to write to (default: the store's reports/<study>/rendered)."),
+    ] = None,
+) -> None:
+    """Re-render the report of finished score jobs from the store, without scoring anything again."""
+    from rpt_transfer.reporting import render_reports
+
+    rendered = render_reports(study_files, out_dir)
+    for warning in rendered.warnings:
+        err.print(f"warning: {warning}", markup=False)
+    for study, path in rendered.reports.items():
+        out.print(f"report {study}: {path}", markup=False)
+    if rendered.comparison is not None:
+        out.print(f"comparison: {rendered.comparison}", markup=False)
+
+
 @job_app.command("run")
 def job_run(
     job_id: Annotated[str, typer.Argument(help="Job id from the plan.", show_default=False)],
@@ -133,13 +162,14 @@ def main() -> None:
     command = typer.main.get_command(app)
     try:
         code = command.main(standalone_mode=False)
-    except click.ClickException as error:  # usage errors: click's own message names the option
-        error.show()
+    except USAGE_ERRORS as error:  # usage errors: click's own message names the argument or option
+        hint = f" (see `{error.ctx.command_path} --help`)" if getattr(error, "ctx", None) else ""
+        err.print(f"error: {error.format_message()}{hint}", markup=False)
         raise SystemExit(error.exit_code) from None
     except RptError as error:
         err.print(f"error: {error}", markup=False)
         raise SystemExit(2) from None
-    except (KeyboardInterrupt, click.Abort):
+    except ABORTS:
         err.print("interrupted", markup=False)
         raise SystemExit(130) from None
     raise SystemExit(code if isinstance(code, int) else 0)

@@ -19,22 +19,30 @@ PROVENANCE = {
     "sampling": {"temperature": 0.6, "max_tokens": 4096},
     "versions": {"rpt_transfer": "0.1.0"},
 }
+TABLES = (
+    "accuracy",
+    "deltas",
+    "summary",
+    "paired_tests",
+    "effects",
+    "domains",
+    "transferability",
+    "transfer",
+    "transfer_by_algorithm",
+    "transfer_by_backbone",
+)
+FIGURES = (
+    "forest_plot.png",
+    "seen_unseen.png",
+    "transfer_matrix.png",
+    "delta_heatmap.png",
+    "accuracy_heatmap.png",
+)
 EXPECTED_FILES = {
     "report.md",
     "report.html",
-    "accuracy.csv",
-    "accuracy.parquet",
-    "deltas.csv",
-    "deltas.parquet",
-    "summary.csv",
-    "summary.parquet",
-    "accuracy_heatmap.png",
-    "delta_heatmap.png",
-    "paired_tests.csv",
-    "paired_tests.parquet",
-    "transfer.csv",
-    "transfer.parquet",
-    "transfer_matrix.png",
+    *FIGURES,
+    *(f"{stem}.{ext}" for stem in TABLES for ext in ("csv", "parquet")),
 }
 
 
@@ -70,14 +78,14 @@ def test_metrics_and_warnings(report):
     assert len(result.warnings) == 3  # rpt2 lacks mbpp; rpt truncated on gsm; rpt errored on mbpp
 
 
-def test_html_is_self_contained_with_three_valid_pngs(report):
+def test_html_is_self_contained_with_one_valid_png_per_figure(report):
     out_dir, _ = report
     html = (out_dir / "report.html").read_text()
     assert "http" not in html
     assert not re.search(r"<(script|link)\b", html)
     assert not re.search(r"""(src|href)\s*=\s*["'](?!data:)""", html)
     images = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', html)
-    assert len(images) == 3
+    assert len(images) == len(FIGURES)
     for encoded in images:
         png = base64.b64decode(encoded, validate=True)
         assert png.startswith(PNG_MAGIC)
@@ -153,3 +161,53 @@ def test_importing_analysis_does_not_import_matplotlib():
     code = "import sys, rpt_transfer.analysis; sys.exit('matplotlib' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], check=False, cwd=Path(__file__).parent)
     assert result.returncode == 0
+
+
+def test_interventional_report_adds_matrices_per_algorithm_and_backbone(tmp_path):
+    result = write_report(
+        study="demo",
+        scores=study_scores(),
+        pairs=PAIRS,
+        provenance={},
+        out_dir=tmp_path,
+        kind="interventional",
+    )
+    names = {path.name for path in result.files}
+    assert {"transfer_by_algorithm.png", "transfer_by_backbone.png"} <= names
+    html = (tmp_path / "report.html").read_text()
+    assert "<h3>Per algorithm</h3>" in html and "<h3>Per backbone</h3>" in html
+    assert len(re.findall(r'src="data:image/png;base64,', html)) == len(FIGURES) + 2
+    by_algorithm = pd.read_csv(tmp_path / "transfer_by_algorithm.csv")
+    assert sorted(by_algorithm["value"].unique()) == ["grpo", "ppo"]
+
+
+def test_different_sampling_is_never_compared_and_is_said_plainly(tmp_path):
+    settings = {
+        ("base", "gsm"): {"sampling.temperature": 0.6},
+        ("rpt", "gsm"): {"sampling.temperature": 1.0},
+        ("rpt2", "gsm"): {"sampling.temperature": 0.6},
+    }
+    result = write_report(
+        study="demo", scores=study_scores(), pairs=PAIRS, provenance={}, out_dir=tmp_path, settings=settings
+    )
+    assert result.warnings[1] == (
+        "pair 'rpt-math' on 'gsm': base and RPT evaluated with different settings "
+        "(sampling.temperature: base 0.6 vs RPT 1.0); not compared"
+    )
+    for stem in ("deltas", "effects", "paired_tests"):
+        frame = pd.read_csv(tmp_path / f"{stem}.csv")
+        column = "group" if stem == "paired_tests" else "benchmark"
+        compared = set(frame.loc[frame["pair"] == "rpt-math", column])
+        assert "gsm" not in compared and "domain:math" not in compared, stem
+    assert result.metrics["n_excluded_cells"] == 1
+    assert "delta/rpt-math/gsm" not in result.metrics
+    assert "not compared" in (tmp_path / "report.html").read_text()
+
+
+def test_extra_warnings_come_first(tmp_path):
+    result = write_report(
+        study="demo", scores=study_scores(), pairs=PAIRS, provenance={}, out_dir=tmp_path,
+        extra_warnings=["2 of 6 score jobs are not finished"],
+    )  # fmt: skip
+    assert result.warnings[0] == "2 of 6 score jobs are not finished"
+    assert result.metrics["n_warnings"] == 4

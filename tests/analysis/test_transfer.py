@@ -67,4 +67,95 @@ def test_matrix_comes_from_the_same_item_scores() -> None:
     assert matrix.loc[("k-grpo", "knowledge"), "train_domain"] == "knowledge"
     by_benchmark = tests.set_index(["pair", "group"])
     assert by_benchmark.loc[("m-grpo", "arith"), "n_items"] == 6
-    assert math.isclose(by_benchmark.loc[("m-grpo", "arith"), "delta"], matrix.loc[("m-grpo", "math"), "delta"])
+    assert math.isclose(
+        by_benchmark.loc[("m-grpo", "arith"), "delta"], matrix.loc[("m-grpo", "math"), "delta"]
+    )
+
+
+def cmh_by_hand(tables: list[list[list[float]]]) -> tuple[float, float]:
+    """Mantel-Haenszel odds ratio and the uncorrected CMH chi-square p-value, written out."""
+    from scipy.stats import chi2
+
+    num = den = diff = var = 0.0
+    for (a, b), (c, d) in tables:
+        n = a + b + c + d
+        num += a * d / n
+        den += b * c / n
+        diff += a - (a + b) * (a + c) / n
+        var += (a + b) * (c + d) * (a + c) * (b + d) / (n * n * (n - 1))
+    return num / den, float(chi2.sf(diff * diff / var, 1))
+
+
+def test_cmh_matches_statsmodels_and_the_formula() -> None:
+    from statsmodels.stats.contingency_tables import StratifiedTable
+
+    from rpt_transfer.analysis.cmh import cmh
+
+    counts = pd.DataFrame(
+        {
+            "rpt_correct": [30, 12, 7.0],
+            "rpt_samples": [50, 40, 480],
+            "base_correct": [22, 10, 3.0],
+            "base_samples": [50, 40, 480],
+        }
+    )
+    tables = [[[r, rn - r], [b, bn - b]] for r, rn, b, bn in counts.itertuples(index=False)]
+    result = cmh(counts)
+    direct = StratifiedTable(np.transpose(np.array(tables, dtype=float), (1, 2, 0)))
+    assert result.odds_ratio == pytest.approx(direct.oddsratio_pooled, abs=1e-9)
+    assert result.p_value == pytest.approx(direct.test_null_odds(correction=False).pvalue, abs=1e-9)
+    odds, p_value = cmh_by_hand(tables)
+    assert result.odds_ratio == pytest.approx(odds, abs=1e-9)
+    assert result.p_value == pytest.approx(p_value, abs=1e-9)
+    assert result.n_strata == 3
+    strong = pd.DataFrame(
+        {"rpt_correct": [480], "rpt_samples": [500], "base_correct": [50], "base_samples": [500]}
+    )
+    tiny = cmh(strong).p_value
+    assert 0 < tiny < 1e-100  # statsmodels' own pvalue (1 - cdf) rounds this to 0
+    assert tiny == pytest.approx(cmh_by_hand([[[480, 20], [50, 450]]])[1], rel=1e-9)
+
+
+def test_cmh_edge_cases() -> None:
+    from rpt_transfer.analysis.cmh import cmh
+
+    empty = cmh(pd.DataFrame(columns=["rpt_correct", "rpt_samples", "base_correct", "base_samples"]))
+    assert math.isnan(empty.odds_ratio) and empty.n_strata == 0
+    never_worse = cmh(
+        pd.DataFrame({"rpt_correct": [5], "rpt_samples": [5], "base_correct": [2], "base_samples": [5]})
+    )
+    assert never_worse.odds_ratio == math.inf and 0 < never_worse.p_value < 1
+
+
+def test_mcnemar_matches_statsmodels_to_1e9() -> None:
+    from statsmodels.stats.contingency_tables import mcnemar
+
+    rng = np.random.default_rng(1)
+    base = (rng.random(60) < 0.4).astype(float)
+    rpt = (rng.random(60) < 0.6).astype(float)
+    table = [[np.sum((base == 1) & (rpt == 1)), np.sum((base == 1) & (rpt == 0))],
+             [np.sum((base == 0) & (rpt == 1)), np.sum((base == 0) & (rpt == 0))]]  # fmt: skip
+    assert paired_test(base, rpt)[1] == pytest.approx(mcnemar(np.array(table), exact=True).pvalue, abs=1e-9)
+
+
+def test_effects_exclude_cells_and_carry_intervals() -> None:
+    from rpt_transfer.analysis.transfer import benchmark_effects
+
+    scores = pd.DataFrame(
+        rows("base", "arith", "math", [[1], [0], [0], [0], [1], [0]])
+        + rows("m", "arith", "math", [[1], [1], [1], [1], [1], [0]])
+        + rows("base", "facts", "knowledge", [[1], [1], [0], [1]])
+        + rows("m", "facts", "knowledge", [[0], [1], [0], [0]])
+    )
+    effects = benchmark_effects(scores, PAIRS[:1], resamples=200).set_index("benchmark")
+    arith = effects.loc["arith"]
+    assert arith["delta"] == pytest.approx(0.5) and arith["seen"] == "seen"
+    assert arith["relative_delta"] == pytest.approx(1.5)  # 5/6 vs 2/6
+    assert arith["delta_low"] <= arith["delta"] <= arith["delta_high"]
+    assert arith["delta_se"] == pytest.approx(np.std([0, 1, 1, 1, 0, 0], ddof=1) / math.sqrt(6))
+    assert (arith["rpt_correct"], arith["rpt_samples"], arith["base_correct"]) == (5, 6, 2)
+    assert effects.loc["facts", "seen"] == "unseen"
+    kept = benchmark_effects(scores, PAIRS[:1], exclude={("m-grpo", "facts")}, resamples=50)
+    assert kept["benchmark"].tolist() == ["arith"]
+    tests = paired_tests(scores, PAIRS[:1], exclude={("m-grpo", "facts")})
+    assert "facts" not in set(tests["group"]) and "domain:knowledge" not in set(tests["group"])

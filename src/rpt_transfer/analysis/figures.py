@@ -43,7 +43,7 @@ def accuracy_heatmap(acc: pd.DataFrame) -> bytes:
     _label_axes(ax, grid, _domain_labels(acc, columns))
     ax.set_title("Accuracy (mean over items of per-item sample mean)")
     fig.colorbar(image, ax=ax, label="accuracy", shrink=0.8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def delta_heatmap(deltas: pd.DataFrame) -> bytes:
@@ -78,7 +78,7 @@ def delta_heatmap(deltas: pd.DataFrame) -> bytes:
     _label_axes(ax, grid, _domain_labels(deltas, columns))
     ax.set_title("RPT − base accuracy (boxed, * = seen domain)")
     fig.colorbar(image, ax=ax, label="delta", shrink=0.8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def matrix_heatmap(matrix: pd.DataFrame) -> bytes:
@@ -116,9 +116,9 @@ def matrix_heatmap(matrix: pd.DataFrame) -> bytes:
             j = columns.index(trained[row])
             ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, fill=False, edgecolor="black", linewidth=2.5))
     _label_axes(ax, grid, columns)
-    ax.set_title("Transfer: RPT − base by evaluated domain (boxed = trained domain; † p<.05, ‡ p<.01)")
+    ax.set_title("Transfer: RPT − base by evaluated domain\n(boxed = trained domain; † p<.05, ‡ p<.01)")
     fig.colorbar(image, ax=ax, label="delta", shrink=0.8)
-    return _png(fig)
+    return png_bytes(fig)
 
 
 def _benchmark_columns(frame: pd.DataFrame) -> list[str]:
@@ -191,10 +191,10 @@ def _empty(fig: Figure, ax: Axes, message: str) -> bytes:
     """Draw a placeholder, so the report keeps its shape when there is nothing to plot."""
     ax.set_axis_off()
     ax.text(0.5, 0.5, message, ha="center", va="center", fontsize=11, transform=ax.transAxes)
-    return _png(fig)
+    return png_bytes(fig)
 
 
-def _png(fig: Figure) -> bytes:
+def png_bytes(fig: Figure) -> bytes:
     """Encode without the software-version metadata, so identical tables give identical bytes."""
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, metadata={"Software": None})

@@ -1,7 +1,8 @@
 """The study report: tables and figures computed first, then written as files and rendered last.
 
-`write_report` is the one entry point the aggregate job calls. It writes the tables (CSV for people,
-Parquet for code), the two heatmaps, and one Markdown and one self-contained HTML report.
+`write_report` is the one entry point the aggregate job and the `report` command call. It takes the
+tables from `study.analyse`, writes them (CSV for people, Parquet for code) with the figures as PNG, and
+renders one Markdown and one self-contained HTML report (figures embedded as data URIs).
 """
 
 from __future__ import annotations
@@ -16,28 +17,23 @@ from typing import Any, NamedTuple
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from rpt_transfer.analysis.comparability import Settings
+from rpt_transfer.analysis.domains import MIN_TRAINED_GAIN
+from rpt_transfer.analysis.effect_figures import forest_plot, seen_unseen_chart
 from rpt_transfer.analysis.figures import accuracy_heatmap, delta_heatmap, matrix_heatmap
-from rpt_transfer.analysis.tables import (
-    MAX_TRUNCATED_RATE,
-    SEEN,
-    PairInfo,
-    accuracy_table,
-    domain_summary,
-    headline_metrics,
-    metric_key,
-    missing_cells,
-    pair_deltas,
-    quality_warnings,
-)
-from rpt_transfer.analysis.transfer import paired_tests, transfer_matrix
+from rpt_transfer.analysis.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE
+from rpt_transfer.analysis.study import Analysis, analyse
+from rpt_transfer.analysis.tables import MAX_TRUNCATED_RATE, SEEN, PairInfo
+from rpt_transfer.analysis.transfer import PERMUTATIONS
 
 
 class ReportResult(NamedTuple):
-    """What the aggregate job needs after writing a report: files to list, metrics to log, warnings."""
+    """What callers need after writing a report: files to list, metrics to log, warnings, the tables."""
 
     files: list[Path]
     metrics: dict[str, float]
     warnings: list[str]
+    analysis: Analysis | None = None
 
 
 class Table(NamedTuple):
@@ -51,37 +47,91 @@ class Table(NamedTuple):
 
 COLUMN_FORMATS: Mapping[str, str] = {
     "accuracy": "{:.3f}",
+    "accuracy_se": "{:.3f}",
+    "accuracy_low": "{:.3f}",
+    "accuracy_high": "{:.3f}",
     "base_accuracy": "{:.3f}",
     "rpt_accuracy": "{:.3f}",
     "mean_base_accuracy": "{:.3f}",
     "mean_rpt_accuracy": "{:.3f}",
     "delta": "{:+.3f}",
+    "delta_se": "{:.3f}",
+    "delta_low": "{:+.3f}",
+    "delta_high": "{:+.3f}",
     "mean_delta": "{:+.3f}",
+    "delta_weighted": "{:+.3f}",
+    "delta_unweighted": "{:+.3f}",
+    "mean_pair_delta": "{:+.3f}",
     "relative_delta": "{:+.1%}",
+    "relative_low": "{:+.1%}",
+    "relative_high": "{:+.1%}",
+    "mean_relative_delta": "{:+.1%}",
+    "relative_gain_trained": "{:+.1%}",
+    "relative_gain_target": "{:+.1%}",
+    "transferability_index": "{:+.2f}",
     "truncated_rate": "{:.1%}",
     "no_answer_rate": "{:.1%}",
     "error_rate": "{:.1%}",
     "p_value": "{:.3g}",
+    "cmh_p_value": "{:.3g}",
+    "cmh_odds_ratio": "{:.3f}",
+    "rpt_correct": "{:g}",
+    "base_correct": "{:g}",
 }
 """How each numeric column is shown; accuracies keep three decimals so 1/3 and 0.33 differ visibly."""
 
 HEADLINE_FORMAT = "{:+.3f}"
 
+HIDDEN_COLUMNS = ("rpt_correct", "rpt_samples", "base_correct", "base_samples", "algorithm", "backbone")
+"""Columns kept in the CSV/Parquet files but left out of the rendered effects table to keep it readable."""
+
 NOTES = (
-    "Accuracy is pass@1: the mean over items of each item's mean correctness over its samples.",
+    "Accuracy is pass@1: the mean over items of each item's mean correctness over its samples; "
+    "accuracy_se is the standard error over per-item means and accuracy_low/high the item-bootstrap "
+    "interval (items resampled with all their samples).",
     "A benchmark is 'seen' for a pair when its domain is among the RPT model's training domains, "
     "else 'unseen'. Delta is RPT accuracy minus base accuracy; relative delta divides by the base "
     "accuracy (n/a where that is 0).",
     "Per-pair seen/unseen means are unweighted over benchmarks; mean_delta_seen and mean_delta_unseen "
     "average those per-pair means, so each pair counts once.",
-    f"Warnings flag missing pair × benchmark cells, truncation above {MAX_TRUNCATED_RATE:.0%} of samples, "
-    "and any sample that failed to score (error or timeout).",
+    f"Effects use the items both models answered: {CONFIDENCE:.0%} intervals are percentile intervals of "
+    f"a paired bootstrap that resamples items (each with all its samples; {BOOTSTRAP_RESAMPLES} resamples, "
+    f"seed {BOOTSTRAP_SEED}); delta_se is the standard error of the mean per-item difference. Tests are "
+    "McNemar's exact test where every item has one 0/1 outcome per model, else a paired permutation "
+    f"test ({PERMUTATIONS:,} sign flips, seed 0) on per-item accuracies.",
+    "Domain tables: delta_weighted weighs each benchmark by its number of items, delta_unweighted and "
+    "mean_relative_delta average benchmarks equally; 'all pairs' rows weigh all cells by items for "
+    "delta_weighted and average the per-pair values (each pair once) for the other two.",
+    "CMH: one 2x2 table per pair x benchmark (rows RPT/base, columns correct/incorrect), counted over "
+    "samples of the shared items; common odds ratio (Mantel-Haenszel, > 1 favours RPT) and the CMH "
+    "test without continuity correction. Samples of one item are not independent, so its p-value is "
+    "optimistic for benchmarks with several samples per item.",
+    "Transferability Index: ΔR_g is the mean over a group's benchmarks of (RPT − base) / base; "
+    "TI = ΔR_target / ΔR_trained (trained = seen benchmarks). It is n/a when the trained-domain gain is "
+    f"below {MIN_TRAINED_GAIN:.0%} (no gain to transfer; a negative denominator would flip the sign) or "
+    "a group has no benchmark with a non-zero base accuracy; 'status' says which.",
+    f"Warnings flag missing pair × benchmark cells, cells not compared because base and RPT were "
+    f"sampled differently, truncation above {MAX_TRUNCATED_RATE:.0%} of samples, and any sample that "
+    "failed to score (error or timeout).",
 )
 """Scoring and aggregation policy, printed next to the numbers it shapes."""
 
 ACCURACY_PNG = "accuracy_heatmap.png"
 DELTA_PNG = "delta_heatmap.png"
 MATRIX_PNG = "transfer_matrix.png"
+FOREST_PNG = "forest_plot.png"
+SEEN_UNSEEN_PNG = "seen_unseen.png"
+ALGORITHM_PNG = "transfer_by_algorithm.png"
+BACKBONE_PNG = "transfer_by_backbone.png"
+FIGURE_TITLES = {
+    FOREST_PNG: "Per-benchmark deltas with paired intervals (forest plot)",
+    SEEN_UNSEEN_PNG: "Seen versus unseen",
+    MATRIX_PNG: "Transfer matrix: trained domain boxed, † p<.05, ‡ p<.01",
+    ALGORITHM_PNG: "Transfer matrix per algorithm (CMH † p<.05, ‡ p<.01)",
+    BACKBONE_PNG: "Transfer matrix per backbone (CMH † p<.05, ‡ p<.01)",
+    DELTA_PNG: "Delta heatmap: seen cells boxed and starred",
+    ACCURACY_PNG: "Accuracy heatmap",
+}
 
 
 def write_report(
@@ -91,6 +141,9 @@ def write_report(
     pairs: Sequence[PairInfo],
     provenance: Mapping[str, Any],
     out_dir: Path,
+    settings: Settings | None = None,
+    kind: str = "observational",
+    extra_warnings: Sequence[str] = (),
 ) -> ReportResult:
     """Compute the study's tables, figures and metrics and write every report file into `out_dir`.
 
@@ -101,6 +154,9 @@ def write_report(
         provenance: What produced the numbers (spec hash, job ids, sampling, versions); nested
             mappings are flattened to dotted keys.
         out_dir: Folder to write into; created if needed, files of the same name are replaced.
+        settings: Per (model, benchmark) evaluation settings; base/RPT cells that differ are not compared.
+        kind: The study kind; interventional studies add transfer matrices per algorithm and backbone.
+        extra_warnings: Problems found before the analysis (e.g. score jobs not finished), shown first.
 
     Returns:
         The files written, flat metrics for MLflow, and the warnings shown in the report.
@@ -108,32 +164,14 @@ def write_report(
     other_studies = sorted(set(scores["study"]) - {study})
     if other_studies:
         raise ValueError(f"scores for study {study!r} also hold rows of {other_studies}")
-    acc = accuracy_table(scores)
-    deltas = pair_deltas(acc, pairs)
-    summary = domain_summary(deltas)
-    warnings = missing_cells(acc, pairs) + quality_warnings(acc)
-    metrics = headline_metrics(deltas, summary)
-    metrics["n_warnings"] = float(len(warnings))
-    tests = paired_tests(scores, pairs)
-    matrix = transfer_matrix(tests, pairs)
-    for cell in matrix.itertuples():
-        metrics[metric_key(f"transfer/{cell.pair}/{cell.eval_domain}/delta")] = float(cell.delta)
-    figures = {
-        ACCURACY_PNG: accuracy_heatmap(acc),
-        DELTA_PNG: delta_heatmap(deltas),
-        MATRIX_PNG: matrix_heatmap(matrix),
-    }
+    result = analyse(scores, pairs, settings=settings)
+    warnings = [*extra_warnings, *result.warnings]
+    metrics = {**result.metrics, "n_warnings": float(len(warnings))}
+    figures = _figures(result, kind)
 
     out_dir.mkdir(parents=True, exist_ok=True)
     files = []
-    tables = {
-        "accuracy": acc,
-        "deltas": deltas,
-        "summary": summary,
-        "paired_tests": tests,
-        "transfer": matrix,
-    }
-    for stem, frame in tables.items():
+    for stem, frame in result.tables().items():
         files += [out_dir / f"{stem}.csv", out_dir / f"{stem}.parquet"]
         frame.to_csv(files[-2], index=False)
         frame.to_parquet(files[-1], index=False)
@@ -141,33 +179,89 @@ def write_report(
         files.append(out_dir / name)
         files[-1].write_bytes(png)
 
-    context = {
-        "study": study,
-        "notes": NOTES,
-        "headline": [
-            (key, HEADLINE_FORMAT.format(value) if key.startswith("mean_") else f"{value:g}")
-            for key, value in metrics.items()
-            if "/" not in key
-        ],
-        "accuracy": _table(acc),
-        "deltas": _table(deltas, highlight=deltas["seen"].eq(SEEN).tolist()),
-        "summary": _table(summary, highlight=summary["seen"].eq(SEEN).tolist()),
-        "tests": _table(tests),
-        "matrix": _table(matrix, highlight=matrix["train_domain"].eq(matrix["eval_domain"]).tolist()),
-        "matrix_png": MATRIX_PNG,
-        "warnings": warnings,
-        "provenance": list(_flatten(provenance)),
-        "accuracy_png": ACCURACY_PNG,
-        "delta_png": DELTA_PNG,
-        "images": {name: base64.b64encode(png).decode("ascii") for name, png in figures.items()},
-    }
+    context = _context(study, kind, result, warnings, metrics, provenance, figures)
     for name in ("report.md", "report.html"):
         files.append(out_dir / name)
-        files[-1].write_text(_environment().get_template(f"{name}.j2").render(context), encoding="utf-8")
-    return ReportResult(files=files, metrics=metrics, warnings=warnings)
+        template = template_environment().get_template(f"{name}.j2")
+        files[-1].write_text(template.render(context), encoding="utf-8")
+    return ReportResult(files=files, metrics=metrics, warnings=warnings, analysis=result)
 
 
-def _environment() -> Environment:
+def _figures(result: Analysis, kind: str) -> dict[str, bytes]:
+    """Every figure as PNG bytes, in the order the report shows them."""
+    figures = {
+        FOREST_PNG: forest_plot(result.effects),
+        SEEN_UNSEEN_PNG: seen_unseen_chart(result.domains),
+        MATRIX_PNG: matrix_heatmap(result.matrix),
+    }
+    if kind == "interventional":
+        figures[ALGORITHM_PNG] = matrix_heatmap(_as_matrix(result.by_algorithm))
+        figures[BACKBONE_PNG] = matrix_heatmap(_as_matrix(result.by_backbone))
+    figures[DELTA_PNG] = delta_heatmap(result.deltas)
+    figures[ACCURACY_PNG] = accuracy_heatmap(result.accuracy)
+    return figures
+
+
+def _as_matrix(grouped: pd.DataFrame) -> pd.DataFrame:
+    """A grouped transfer matrix in the columns `matrix_heatmap` draws (a row per group x train domain)."""
+    return pd.DataFrame(
+        {
+            "pair": grouped["by"] + "=" + grouped["value"].astype(str),
+            "train_domain": grouped["train_domain"],
+            "eval_domain": grouped["eval_domain"],
+            "delta": grouped["mean_pair_delta"],
+            "p_value": grouped["cmh_p_value"],
+        }
+    )
+
+
+def _context(
+    study: str,
+    kind: str,
+    result: Analysis,
+    warnings: list[str],
+    metrics: dict[str, float],
+    provenance: Mapping[str, Any],
+    figures: dict[str, bytes],
+) -> dict[str, Any]:
+    """What the templates render: display strings only, so HTML and Markdown show the same text."""
+    effects = result.effects.drop(columns=list(HIDDEN_COLUMNS))
+    return {
+        "study": study,
+        "kind": kind,
+        "notes": NOTES,
+        "headline": [(key, headline_text(key, value)) for key, value in metrics.items() if "/" not in key],
+        "accuracy": display_table(result.accuracy),
+        "deltas": display_table(result.deltas, highlight=result.deltas["seen"].eq(SEEN).tolist()),
+        "summary": display_table(result.summary, highlight=result.summary["seen"].eq(SEEN).tolist()),
+        "effects": display_table(effects, highlight=effects["seen"].eq(SEEN).tolist()),
+        "domains": display_table(result.domains, highlight=result.domains["group"].eq(SEEN).tolist()),
+        "transferability": display_table(result.transferability),
+        "tests": display_table(result.tests),
+        "matrix": display_table(
+            result.matrix, highlight=result.matrix["train_domain"].eq(result.matrix["eval_domain"]).tolist()
+        ),
+        "by_algorithm": display_table(result.by_algorithm),
+        "by_backbone": display_table(result.by_backbone),
+        "warnings": warnings,
+        "provenance": list(_flatten(provenance)),
+        "figures": [(name, FIGURE_TITLES[name]) for name in figures],
+        "images": {name: base64.b64encode(png).decode("ascii") for name, png in figures.items()},
+    }
+
+
+def headline_text(key: str, value: float) -> str:
+    """Deltas signed with three decimals, p-values and odds ratios compact, counts plain."""
+    if key.startswith(("mean_delta", "delta_weighted")):
+        return HEADLINE_FORMAT.format(value)
+    if key.startswith("cmh_p_value") and value == 0:
+        return "< 1e-300"  # below what the chi-square tail can represent
+    if key.startswith("cmh_"):
+        return f"{value:.3g}"
+    return f"{value:g}"
+
+
+def template_environment() -> Environment:
     """Templates from the installed package; undefined names fail, and HTML output is escaped."""
     env = Environment(
         loader=PackageLoader("rpt_transfer.analysis", "templates"),
@@ -181,7 +275,7 @@ def _environment() -> Environment:
     return env
 
 
-def _table(frame: pd.DataFrame, highlight: list[bool] | None = None) -> Table:
+def display_table(frame: pd.DataFrame, highlight: list[bool] | None = None) -> Table:
     """Format a frame's cells as display strings; highlighted rows get the CSS class 'seen'."""
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     rows = [[_cell(column, value) for column, value in row.items()] for _, row in frame.iterrows()]

@@ -1,19 +1,25 @@
-"""Paired tests of RPT against base over the same items, and the train-domain x evaluated-domain matrix.
+"""Paired comparisons of RPT against base over the same items, per benchmark and per evaluated domain.
 
 Both models answer the same items, so the comparison is paired: per item, the share of samples each got
 right. With one sample per item the outcomes are binary and McNemar's exact test (statsmodels) applies;
-with several, a paired permutation test (scipy) flips the sign of each item's difference. The transfer
-matrix is computed from these same per-item scores, so the table and its tests can never disagree.
+with several, a paired permutation test (scipy) flips the sign of each item's difference. Intervals come
+from a paired item bootstrap (`metrics.paired_bootstrap`). The transfer matrix is computed from these
+same per-item scores, so the tables and their tests can never disagree.
+
+`exclude` everywhere holds (pair name, benchmark) cells that must not be compared (e.g. base and RPT
+sampled with different settings); `comparability.py` decides them and the report says why.
 """
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 
 import numpy as np
 import pandas as pd
 
-from rpt_transfer.analysis.tables import PairInfo
+from rpt_transfer.analysis.metrics import paired_bootstrap, standard_error
+from rpt_transfer.analysis.tables import SEEN, UNSEEN, PairInfo
 
 PERMUTATIONS = 10_000
+PERMUTATION_BATCH = 1_000
 SEED = 0
 TEST_COLUMNS = (
     "pair",
@@ -25,25 +31,65 @@ TEST_COLUMNS = (
     "test",
     "p_value",
 )
-MATRIX_COLUMNS = ("train_domain", "eval_domain", "pair", "n_items", "delta", "p_value")
+EFFECT_COLUMNS = (
+    "pair",
+    "algorithm",
+    "backbone",
+    "benchmark",
+    "benchmark_domain",
+    "seen",
+    "n_items",
+    "base_accuracy",
+    "rpt_accuracy",
+    "delta",
+    "delta_se",
+    "delta_low",
+    "delta_high",
+    "relative_delta",
+    "relative_low",
+    "relative_high",
+    "test",
+    "p_value",
+    "rpt_correct",
+    "rpt_samples",
+    "base_correct",
+    "base_samples",
+)
+MATRIX_COLUMNS = (
+    "train_domain",
+    "eval_domain",
+    "pair",
+    "n_items",
+    "delta",
+    "p_value",
+    "algorithm",
+    "backbone",
+)
+_KEYS = ["benchmark", "benchmark_domain", "item_id"]
 
 
 def item_scores(scores: pd.DataFrame) -> pd.DataFrame:
-    """Per (model, benchmark, item): the mean correctness over its samples."""
-    return (
-        scores.groupby(["model", "benchmark", "benchmark_domain", "item_id"], sort=False)["correct"]
-        .mean()
-        .reset_index()
-    )
+    """Per (model, benchmark, item): mean correctness over its samples, the sample count and their sum."""
+    grouped = scores.groupby(["model", *_KEYS], sort=False)["correct"]
+    return pd.DataFrame(
+        {"correct": grouped.mean(), "n_samples": grouped.size(), "correct_sum": grouped.sum()}
+    ).reset_index()
 
 
-def paired_items(items: pd.DataFrame, pair: PairInfo, rows: pd.Series | None = None) -> pd.DataFrame:
+def paired_items(
+    items: pd.DataFrame,
+    pair: PairInfo,
+    rows: pd.Series | None = None,
+    exclude: Collection[tuple[str, str]] = (),
+) -> pd.DataFrame:
     """The items both models of a pair answered (optionally only `rows` of `items`), side by side."""
     chosen = items if rows is None else items[rows]
+    dropped = {bench for name, bench in exclude if name == pair.name}
+    if dropped:
+        chosen = chosen[~chosen["benchmark"].isin(dropped)]
     base = chosen[chosen["model"] == pair.base_model]
     rpt = chosen[chosen["model"] == pair.rpt_model]
-    keys = ["benchmark", "benchmark_domain", "item_id"]
-    return base.merge(rpt, on=keys, suffixes=("_base", "_rpt"))
+    return base.merge(rpt, on=_KEYS, suffixes=("_base", "_rpt"))
 
 
 def paired_test(base: np.ndarray, rpt: np.ndarray) -> tuple[str, float]:
@@ -64,7 +110,9 @@ def paired_test(base: np.ndarray, rpt: np.ndarray) -> tuple[str, float]:
 
     result = permutation_test(
         (rpt, base),
-        lambda x, y: np.mean(x - y),
+        lambda x, y, axis: np.mean(x - y, axis=axis),
+        vectorized=True,
+        batch=PERMUTATION_BATCH,  # bounds memory on large benchmarks; the p-value does not change
         permutation_type="samples",
         n_resamples=PERMUTATIONS,
         alternative="two-sided",
@@ -73,15 +121,18 @@ def paired_test(base: np.ndarray, rpt: np.ndarray) -> tuple[str, float]:
     return "permutation", float(result.pvalue)
 
 
-def paired_tests(scores: pd.DataFrame, pairs: Sequence[PairInfo]) -> pd.DataFrame:
+def paired_tests(
+    scores: pd.DataFrame, pairs: Sequence[PairInfo], exclude: Collection[tuple[str, str]] = ()
+) -> pd.DataFrame:
     """One paired test per pair and benchmark, and per pair and benchmark domain (items pooled)."""
     items = item_scores(scores)
     records = []
     for pair in pairs:
+        paired = paired_items(items, pair, exclude=exclude)
         groups = [("benchmark", name) for name in sorted(items["benchmark"].unique())]
         groups += [("benchmark_domain", name) for name in sorted(items["benchmark_domain"].unique())]
         for column, name in groups:
-            both = paired_items(items, pair, items[column] == name)
+            both = paired[paired[column] == name]
             if both.empty:
                 continue
             test, p_value = paired_test(both["correct_base"].to_numpy(), both["correct_rpt"].to_numpy())
@@ -92,22 +143,76 @@ def paired_tests(scores: pd.DataFrame, pairs: Sequence[PairInfo]) -> pd.DataFram
     return pd.DataFrame.from_records(records, columns=list(TEST_COLUMNS))
 
 
+def benchmark_effects(
+    scores: pd.DataFrame,
+    pairs: Sequence[PairInfo],
+    exclude: Collection[tuple[str, str]] = (),
+    *,
+    resamples: int = 2_000,
+    seed: int = SEED,
+) -> pd.DataFrame:
+    """Per pair and benchmark: absolute and relative delta with paired bootstrap intervals and test.
+
+    Over the items both models answered. `delta_se` is the standard error of the mean per-item
+    difference. Sample counts per model feed the CMH tables (`cmh.py`).
+    """
+    items = item_scores(scores)
+    records = []
+    for pair in pairs:
+        both = paired_items(items, pair, exclude=exclude)
+        for (benchmark, domain), cell in both.groupby(["benchmark", "benchmark_domain"], sort=True):
+            cell = cell.sort_values("item_id")  # the same draws whatever order the rows came in
+            base, rpt = cell["correct_base"].to_numpy(), cell["correct_rpt"].to_numpy()
+            delta, relative = paired_bootstrap(base, rpt, resamples=resamples, seed=seed)
+            test, p_value = paired_test(base, rpt)
+            records.append(
+                {
+                    "pair": pair.name,
+                    "algorithm": pair.algorithm,
+                    "backbone": pair.base_model,
+                    "benchmark": benchmark,
+                    "benchmark_domain": domain,
+                    "seen": SEEN if domain in pair.rpt_domains else UNSEEN,
+                    "n_items": len(cell),
+                    "base_accuracy": base.mean(),
+                    "rpt_accuracy": rpt.mean(),
+                    "delta": delta.estimate,
+                    "delta_se": standard_error(rpt - base),
+                    "delta_low": delta.low,
+                    "delta_high": delta.high,
+                    "relative_delta": relative.estimate,
+                    "relative_low": relative.low,
+                    "relative_high": relative.high,
+                    "test": test,
+                    "p_value": p_value,
+                    "rpt_correct": cell["correct_sum_rpt"].sum(),
+                    "rpt_samples": int(cell["n_samples_rpt"].sum()),
+                    "base_correct": cell["correct_sum_base"].sum(),
+                    "base_samples": int(cell["n_samples_base"].sum()),
+                }
+            )
+    return pd.DataFrame.from_records(records, columns=list(EFFECT_COLUMNS))
+
+
 def transfer_matrix(tests: pd.DataFrame, pairs: Sequence[PairInfo]) -> pd.DataFrame:
     """Train domain x evaluated domain: item-pooled delta and its paired p-value, per single-domain pair.
 
     Pairs trained on several domains have no single row and are left out. The numbers are the
-    `domain:` rows of `paired_tests`, computed from the same per-item scores.
+    `domain:` rows of `paired_tests`, computed from the same per-item scores; `algorithm` and `backbone`
+    (the base model) say which slice of an interventional study a row belongs to.
     """
-    single = {pair.name: pair.rpt_domains[0] for pair in pairs if len(pair.rpt_domains) == 1}
+    single = {pair.name: pair for pair in pairs if len(pair.rpt_domains) == 1}
     rows = tests[tests["group"].str.startswith("domain:") & tests["pair"].isin(single)]
     matrix = pd.DataFrame(
         {
-            "train_domain": rows["pair"].map(single),
+            "train_domain": rows["pair"].map(lambda name: single[name].rpt_domains[0]),
             "eval_domain": rows["group"].str.removeprefix("domain:"),
             "pair": rows["pair"],
             "n_items": rows["n_items"],
             "delta": rows["delta"],
             "p_value": rows["p_value"],
+            "algorithm": rows["pair"].map(lambda name: single[name].algorithm),
+            "backbone": rows["pair"].map(lambda name: single[name].base_model),
         }
     )
     return matrix.reset_index(drop=True)[list(MATRIX_COLUMNS)]

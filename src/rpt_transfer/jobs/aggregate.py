@@ -2,10 +2,15 @@
 
 MLflow is written before the manifest is committed, so a failed sync leaves the job undone and a re-run
 repairs it; per-(model, benchmark) runs are re-synced here too, since MLflow can always be rebuilt.
+
+The readers below take a plan and a store rather than a job context, so `rpt-transfer report` can
+re-render a report from whatever score jobs are finished, with the same numbers the job would give.
 """
 
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -14,42 +19,80 @@ from rpt_transfer.jobs import score
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import from_parquet
-from rpt_transfer.store import Manifest, software_versions
+from rpt_transfer.plan import Job, Plan
+from rpt_transfer.store import Manifest, Store, software_versions
+
+
+def read_scores(plan: Plan, store: Store, score_jobs: Sequence[Job]) -> pd.DataFrame:
+    """All score rows of the given (finished) jobs, named by this plan (rows may come from another study)."""
+    frames = []
+    for job in score_jobs:
+        manifest = store.manifest(job.key)
+        assert manifest is not None  # callers pass finished jobs only
+        for obj in manifest.objects:
+            frame = from_parquet(store.read_object(job.key, obj.name)).to_pandas()
+            frames.append(frame.assign(study=plan.study, model=job.context["model"]))
+    return pd.concat(frames, ignore_index=True)
 
 
 def score_frame(ctx: JobContext) -> pd.DataFrame:
     """All score rows of the study, named by this plan (stored rows may come from another study's run)."""
-    frames = []
-    for job in ctx.dep_jobs():
-        manifest = ctx.store.manifest(job.key)
-        assert manifest is not None  # run_job checked every dependency is done
-        for obj in manifest.objects:
-            frame = from_parquet(ctx.store.read_object(job.key, obj.name)).to_pandas()
-            frames.append(frame.assign(study=ctx.plan.study, model=job.context["model"]))
-    return pd.concat(frames, ignore_index=True)
+    return read_scores(ctx.plan, ctx.store, ctx.dep_jobs())
 
 
-def provenance(ctx: JobContext) -> dict:
-    """What produced the numbers: spec hash, jobs, models, sampling and software."""
-    generate = [job for job in ctx.plan.jobs if job.kind == "generate"]
+def evaluation_settings(plan: Plan, score_jobs: Sequence[Job]) -> dict[tuple[str, str], dict[str, Any]]:
+    """Per (model, benchmark): how it was sampled, prompted and scored, as flat keys for comparison."""
+    settings = {}
+    for job in score_jobs:
+        generate = plan.job(job.deps[0]).inputs
+        settings[(job.context["model"], job.context["benchmark"])] = {
+            **{f"sampling.{key}": value for key, value in generate["sampling"].items()},
+            "limit": generate["limit"],
+            "benchmark_version": job.inputs["benchmark"]["version"],
+            "scorer": f"{job.inputs['scorer']['name']}@{job.inputs['scorer']['version']}",
+            "prompt_mode": generate["prompt_mode"],
+            "backend": generate["backend"],
+        }
+    return settings
+
+
+def study_provenance(plan: Plan, aggregate: Job, score_jobs: Sequence[Job]) -> dict[str, Any]:
+    """What produced the numbers: spec hash, jobs, model revisions, sampling, scorers and software."""
+    generate = [plan.job(job.deps[0]) for job in score_jobs]
+    sampling: dict[str, dict[str, str]] = {}
+    for job in generate:
+        sampling.setdefault(job.context["benchmark"], {})[job.context["model"]] = str(job.inputs["sampling"])
     return {
-        "study": ctx.plan.study,
-        "spec_sha": ctx.plan.spec_sha,
-        "aggregate_job": ctx.job.id,
-        "score_jobs": ", ".join(ctx.job.deps),
-        "models": {job.context["model"]: _describe(job.inputs["model"], ctx) for job in generate},
-        "sampling": {job.context["benchmark"]: str(job.inputs["sampling"]) for job in generate},
+        "study": plan.study,
+        "spec_sha": plan.spec_sha,
+        "aggregate_job": aggregate.id,
+        "score_jobs": ", ".join(sorted(job.id for job in score_jobs)),
+        "models": {job.context["model"]: _describe(job.inputs["model"], plan) for job in generate},
+        "prompt_mode": {job.context["model"]: job.inputs["prompt_mode"] for job in generate},
+        "sampling": {
+            bench: next(iter(set(by_model.values()))) if len(set(by_model.values())) == 1 else by_model
+            for bench, by_model in sorted(sampling.items())
+        },
+        "scorers": {
+            job.context["benchmark"]: f"{job.inputs['scorer']['name']}@{job.inputs['scorer']['version']}"
+            for job in score_jobs
+        },
         "software": software_versions(),
     }
 
 
-def _describe(ref: dict, ctx: JobContext) -> str:
-    source = model_source(ref, ctx.plan)
+def provenance(ctx: JobContext) -> dict:
+    """What produced the numbers: spec hash, jobs, models, sampling and software."""
+    return study_provenance(ctx.plan, ctx.job, ctx.dep_jobs())
+
+
+def _describe(ref: dict, plan: Plan) -> str:
+    source = model_source(ref, plan)
     return f"{source['model_source']} @ {source['revision']}"
 
 
-def pairs(ctx: JobContext) -> list[PairInfo]:
-    """The study's RPT/base pairs as the analysis expects them."""
+def study_pairs(aggregate: Job) -> list[PairInfo]:
+    """The study's RPT/base pairs, from the aggregate job's inputs, as the analysis expects them."""
     return [
         PairInfo(
             name=p["name"],
@@ -58,8 +101,13 @@ def pairs(ctx: JobContext) -> list[PairInfo]:
             rpt_domains=tuple(p["domains"]),
             algorithm=p["algorithm"],
         )
-        for p in ctx.job.inputs["pairs"]
+        for p in aggregate.inputs["pairs"]
     ]
+
+
+def pairs(ctx: JobContext) -> list[PairInfo]:
+    """The study's RPT/base pairs as the analysis expects them."""
+    return study_pairs(ctx.job)
 
 
 def sync_results(ctx: JobContext, frame: pd.DataFrame) -> None:
@@ -77,7 +125,13 @@ def run(ctx: JobContext) -> Manifest:
     with tempfile.TemporaryDirectory(prefix="rpt-report-") as tmp:
         out = Path(tmp)
         result = write_report(
-            study=study, scores=frame, pairs=pairs(ctx), provenance=provenance(ctx), out_dir=out
+            study=study,
+            scores=frame,
+            pairs=pairs(ctx),
+            provenance=provenance(ctx),
+            out_dir=out,
+            settings=evaluation_settings(ctx.plan, ctx.dep_jobs()),
+            kind=ctx.job.context.get("kind", "observational"),
         )
         ctx.progress.advance()
         tracker = ctx.tracker
