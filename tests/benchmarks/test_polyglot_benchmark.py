@@ -59,3 +59,30 @@ def test_language_option_keeps_only_those_languages() -> None:
     assert len(items) == SIZES["python"] == BENCHMARK.size(options={"languages": ["python"]})
     assert {item.metadata["language"] for item in items} == {"python"}
     assert set(LANGUAGES) == set(SIZES)
+
+
+@needs_data
+def test_records_carry_the_whole_exercise_but_no_track_tooling() -> None:
+    """Files the tests read or build against come along even where config.json does not list them."""
+    items = {item.id: json.loads(item.reference) for item in BENCHMARK.items()}
+    grep = items["polyglot-javascript-grep"]
+    assert {"data/iliad.txt", "data/midsummer-night.txt", "data/paradise-lost.txt"} <= set(grep["files"])
+    assert "cases_test.go" in items["polyglot-go-bottle-song"]["files"]
+    assert "src/pre_implemented.rs" in items["polyglot-rust-doubly-linked-list"]["files"]
+    assert "src/test/java/TreeTest.java" in items["polyglot-java-satellite"]["test_files"]
+    robot = items["polyglot-go-robot-simulator"]["test_files"]
+    assert len([name for name in robot if name.startswith("robot_simulator")]) == 3
+    for reference in items.values():
+        names = set(reference["files"])
+        assert not names & {"package.json", "babel.config.js", "build.gradle", "gradlew", "LICENSE"}
+        assert not any(name.startswith((".approaches/", ".articles/", "gradle/")) for name in names)
+        assert not set(reference["test_files"]) & set(reference["solution_files"])
+
+
+@needs_data
+def test_java_prompt_shows_the_other_solution_stubs() -> None:
+    items = {item.id: item for item in BENCHMARK.items(options={"languages": ["java"]})}
+    queen = BENCHMARK.render_prompt(items["polyglot-java-queen-attack"])
+    assert "// --- src/main/java/Queen.java (a stub" in queen and "replaces the stub file" in queen
+    assert "replaces the stub file" not in BENCHMARK.render_prompt(items["polyglot-java-zipper"])
+    assert BENCHMARK.version == "2"

@@ -10,11 +10,16 @@ Deviations from the RPT paper (arXiv 2506.19733), whose harness ran each track's
 and reported `average_pass_ratio` or `fully_passed_rate` (which one is unknown): we score fully passed
 (1 when every test passes), one attempt, no second try with the test output as Aider's own benchmark
 gives. The model returns one file in one fenced block; for C++ that is a single header holding both
-declarations and definitions (the `.cpp` stub is not compiled), since one block cannot fill two files.
+declarations and definitions (the `.cpp` stub is not compiled), since one block cannot fill two files; for
+the three Java exercises with several solution files (hangman, queen-attack, rest-api) the prompt shows
+the other stubs too, and a type the answer declares replaces the stub of that name. Since version 2,
+records carry the whole exercise folder but its docs, references and track tooling, as the authors'
+harness copied the folder (version 1 missed data files and unlisted helpers some tests need).
 Which toolchains can run offline is the verifier's business (`rpt_transfer.scoring.polyglot`).
 """
 
 import json
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -42,8 +47,22 @@ _FENCE = {
     "rust": "rust",
 }
 _DOCS = ("introduction.md", "instructions.md", "instructions.append.md")
-_SUPPORT: dict[str, tuple[str, ...]] = {"cpp": ("test/tests-main.cpp",), "go": ("go.mod",)}
-"""Files the build needs besides the solution, test and editor files that config.json lists."""
+_LEFT_OUT_FOLDERS = (".meta", ".docs", ".approaches", ".articles", ".exercism", "gradle")
+_LEFT_OUT_FILES = frozenset(
+    {"LICENSE", ".eslintrc", ".npmrc", ".gitignore", "package.json", "babel.config.js", "CMakeLists.txt"}
+    | {"build.gradle", "gradlew", "gradlew.bat"}
+)
+"""Not copied into records: task text, reference solutions and track tooling (npm, gradle, CMake), which
+the verifier replaces with its own offline commands. Everything else of an exercise folder is, as the
+authors' harness copied the folder: data files (JavaScript grep's `data/`), helpers config.json does not
+list (Go's `cases_test.go`, Rust's `src/pre_implemented.rs`, `tests/invalid/`) and unlisted test files."""
+_TEST_FILE = {
+    "go": r"[^/]+_test\.go",
+    "java": r"src/test/java/.+\.java",
+    "javascript": r"[^/]+\.(?:spec|test)\.js",
+    "rust": r"tests/[^/]+\.rs",
+}
+"""Files the track's test tool runs besides the listed tests (Go's build tags are the verifier's job)."""
 
 PROMPT_V1 = (
     "Solve this {language_name} exercise.\n\n{instructions}\n\n"
@@ -54,6 +73,8 @@ PROMPT_V1 = (
 _NOTES = {
     "cpp": "Put the whole solution (declarations and definitions) in this header; the `.cpp` stub below is "
     "not compiled.\n\n",
+    "java": "The exercise has more solution files, shown below yours: define their types (not `public`) in "
+    "your file too; each replaces the stub file of its name.\n\n",
 }
 _NAMES = {
     "cpp": "C++",
@@ -91,17 +112,25 @@ def exercise_record(language: str, folder: Path, catch: str) -> Record:
         return {name: (folder / name).read_text(encoding="utf-8") for name in names}
 
     docs = [folder / ".docs" / name for name in _DOCS]
-    files = read(
-        [*listed["solution"], *listed["test"], *listed.get("editor", []), *_SUPPORT.get(language, ())]
+    names = sorted(
+        path.relative_to(folder).as_posix()
+        for path in folder.rglob("*")
+        if path.is_file()
+        and path.relative_to(folder).parts[0] not in _LEFT_OUT_FOLDERS
+        and path.name not in _LEFT_OUT_FILES
     )
+    files = read(sorted({*names, *listed["solution"], *listed["test"], *listed.get("editor", [])}))
     if language == "cpp":
         files["test/catch.hpp"] = catch
+    pattern = _TEST_FILE.get(language)
+    unlisted = [name for name in names if pattern and re.fullmatch(pattern, name)]
+    tests = [*listed["test"], *(name for name in unlisted if name not in listed["test"])]
     return {
         "language": language,
         "slug": folder.name,
         "instructions": "\n\n".join(p.read_text(encoding="utf-8").strip() for p in docs if p.exists()),
         "solution_files": list(listed["solution"]),
-        "test_files": list(listed["test"]),
+        "test_files": [name for name in tests if name not in listed["solution"]],
         "files": files,
         "example": read(listed["example"]),
     }
@@ -141,9 +170,14 @@ def to_item(record: Mapping[str, Any]) -> Item:
     """Instructions and stub to prompt; every file the tests need to the reference."""
     language, answer = record["language"], answer_file(record)
     stub = record["files"][answer]
-    others = [name for name in record["solution_files"] if name != answer and name.endswith(".cpp")]
-    for name in others:  # the C++ source stub, shown for its signatures
-        stub += f"\n// --- {name} (not compiled) ---\n{record['files'][name]}"
+    others = [
+        name for name in record["solution_files"] if name != answer and name.endswith((".cpp", ".java"))
+    ]
+    for name in others:  # C++: the source stub, shown for its signatures; Java: the other solution stubs
+        label = (
+            "not compiled" if language == "cpp" else "a stub, replaced by a type of that name in your file"
+        )
+        stub += f"\n// --- {name} ({label}) ---\n{record['files'][name]}"
     reference = make_reference(
         language, record["slug"], answer, record["solution_files"], record["test_files"], record["files"]
     )
@@ -155,7 +189,7 @@ def to_item(record: Mapping[str, Any]) -> Item:
             "answer_file": answer,
             "fence": _FENCE[language],
             "stub": stub.rstrip(),
-            "note": _NOTES.get(language, ""),
+            "note": _NOTES.get(language, "") if language == "cpp" or others else "",
         },
         reference=reference,
         metadata={"language": language, "slug": record["slug"]},
@@ -164,7 +198,7 @@ def to_item(record: Mapping[str, Any]) -> Item:
 
 BENCHMARK = BenchmarkSpec(
     name="polyglot",
-    version="1",
+    version="2",
     domain="code",
     source=SOURCE,
     to_item=to_item,
