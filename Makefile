@@ -1,4 +1,4 @@
-# Two commands matter: `make study` (the smoke study, offline) and `make test` (everything, fresh machine).
+# Two commands matter: `make study` (the canary study, offline) and `make test` (everything, fresh machine).
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 # The CPU build of torch lies on local disk here; pinning it first keeps pip from pulling a CUDA build.
 TORCH_PIN ?= torch==2.13.0
 
-.PHONY: install study test lint format clean
+.PHONY: install study smoke test lint format clean
 
 install: $(STAMP)
 
@@ -18,6 +18,9 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 study: install
+	$(BIN)/rpt-transfer run studies/canary.yaml
+
+smoke: install
 	$(BIN)/rpt-transfer run studies/smoke.yaml
 
 test: install

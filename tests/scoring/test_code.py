@@ -7,7 +7,7 @@ from fractions import Fraction
 
 import pytest
 
-from rpt_transfer.scoring import code, code_harness, sandbox
+from rpt_transfer.scoring import code, code_harness
 from rpt_transfer.scoring.code import (
     function_reference,
     outputs_match,
@@ -39,12 +39,7 @@ TWO_SUM_RIGHT = (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sandbox_available() -> None:
-    try:
-        sandbox.run(["/bin/true"], timeout=10)
-    except sandbox.SandboxError as err:
-        pytest.skip(f"no sandbox on this machine: {err}")
+pytestmark = pytest.mark.usefixtures("sandbox_ready")  # skips with the sandbox's reason where it cannot run
 
 
 def fenced(program: str) -> str:

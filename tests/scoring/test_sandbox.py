@@ -33,12 +33,7 @@ def _python(code: str, **options: object) -> sandbox.ExecResult:
     return sandbox.run((*PYTHON, "-c", code), timeout=options.pop("timeout", 10), **options)
 
 
-@pytest.fixture(scope="module", autouse=True)
-def sandbox_available() -> None:
-    try:
-        sandbox.run(["/bin/true"], timeout=10)
-    except sandbox.SandboxError as err:
-        pytest.skip(f"no sandbox on this machine: {err}")
+pytestmark = pytest.mark.usefixtures("sandbox_ready")  # skips with the sandbox's reason where it cannot run
 
 
 def test_stdout_stdin_exit_status() -> None:

@@ -13,13 +13,7 @@ import pytest
 from rpt_transfer.scoring import sandbox
 from rpt_transfer.scoring.sandbox import PYTHON
 
-
-@pytest.fixture(scope="module", autouse=True)
-def sandbox_available() -> None:
-    try:
-        sandbox.run(["/bin/true"], timeout=10)
-    except sandbox.SandboxError as err:
-        pytest.skip(f"no sandbox on this machine: {err}")
+pytestmark = pytest.mark.usefixtures("sandbox_ready")  # skips with the sandbox's reason where it cannot run
 
 
 def namespaces_only() -> None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import io
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -52,8 +52,6 @@ def delta_heatmap(deltas: pd.DataFrame) -> bytes:
     The colour scale is symmetric around zero so equal gains and losses look equally strong; seen
     cells get a bold border, bold text and a '*' so the mark survives grey-scale printing.
     """
-    from matplotlib import colormaps
-    from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
 
     columns = _benchmark_columns(deltas)
@@ -65,12 +63,7 @@ def delta_heatmap(deltas: pd.DataFrame) -> bytes:
     fig, ax = _figure(grid.shape)
     if grid.empty:
         return _empty(fig, ax, "no pair has a benchmark scored for both models")
-    values = grid.to_numpy(dtype=float)
-    finite = values[~pd.isna(values)]
-    limit = max(float(np.abs(finite).max()) if finite.size else 0.0, 0.01)
-    cmap = colormaps["RdBu"].with_extremes(bad="#dddddd")
-    norm = Normalize(vmin=-limit, vmax=limit)
-    image = ax.imshow(values, cmap=cmap, norm=norm, aspect="auto")
+    image, cmap, norm = _diverging(ax, grid)
     is_seen = seen.eq("seen").to_numpy()
     _annotate(ax, grid, cmap, norm, lambda v: f"{v:+.2f}", bold=is_seen)
     for i, j in zip(*is_seen.nonzero(), strict=True):
@@ -86,8 +79,6 @@ def matrix_heatmap(matrix: pd.DataFrame) -> bytes:
 
     The trained domain's own column is boxed; '†' marks p < 0.05 and '‡' p < 0.01 (paired tests).
     """
-    from matplotlib import colormaps
-    from matplotlib.colors import Normalize
     from matplotlib.patches import Rectangle
 
     labels = matrix.assign(row=matrix["pair"] + " (" + matrix["train_domain"] + ")")
@@ -102,12 +93,7 @@ def matrix_heatmap(matrix: pd.DataFrame) -> bytes:
     fig, ax = _figure(grid.shape)
     if grid.empty:
         return _empty(fig, ax, "no single-domain pair to show")
-    values = grid.to_numpy(dtype=float)
-    finite = values[~pd.isna(values)]
-    limit = max(float(np.abs(finite).max()) if finite.size else 0.0, 0.01)
-    cmap = colormaps["RdBu"].with_extremes(bad="#dddddd")
-    norm = Normalize(vmin=-limit, vmax=limit)
-    image = ax.imshow(values, cmap=cmap, norm=norm, aspect="auto")
+    image, cmap, norm = _diverging(ax, grid)
     marks = np.vectorize(lambda p: "" if pd.isna(p) else "‡" if p < 0.01 else "†" if p < 0.05 else "")
     _annotate(ax, grid, cmap, norm, lambda v: f"{v:+.2f}", suffix=marks(p_values.to_numpy(dtype=float)))
     trained = dict(zip(labels["row"], labels["train_domain"], strict=False))
@@ -119,6 +105,19 @@ def matrix_heatmap(matrix: pd.DataFrame) -> bytes:
     ax.set_title("Transfer: RPT − base by evaluated domain\n(boxed = trained domain; † p<.05, ‡ p<.01)")
     fig.colorbar(image, ax=ax, label="delta", shrink=0.8)
     return png_bytes(fig)
+
+
+def _diverging(ax: Axes, grid: pd.DataFrame) -> tuple[Any, Colormap, Normalize]:
+    """Draw a grid of deltas on a red-blue scale symmetric around zero (gains and losses look alike)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import Normalize
+
+    values = grid.to_numpy(dtype=float)
+    finite = values[~pd.isna(values)]
+    limit = max(float(np.abs(finite).max()) if finite.size else 0.0, 0.01)
+    cmap = colormaps["RdBu"].with_extremes(bad="#dddddd")
+    norm = Normalize(vmin=-limit, vmax=limit)
+    return ax.imshow(values, cmap=cmap, norm=norm, aspect="auto"), cmap, norm
 
 
 def _benchmark_columns(frame: pd.DataFrame) -> list[str]:
