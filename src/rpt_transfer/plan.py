@@ -23,7 +23,8 @@ STAGES: tuple[JobKind, ...] = ("pretrain", "train", "generate", "score", "aggreg
 TINY_TRAINER_VERSION = "1"
 RPT_TRAINER_VERSION = "1"
 """Version of our mapping onto the trainer backends (algorithms, rewards, checkpoints); in train job ids."""
-REPORT_VERSION = "1"
+REPORT_VERSION = "2"
+"""Version of the report (tables, statistics, warnings); in aggregate job ids, so a stored report is redone."""
 PLAN_FORMAT = 1
 
 

@@ -142,3 +142,29 @@ def test_a_tampered_base_checkpoint_fails_the_train_job_with_one_line(tmp_path: 
     (line,) = result.stderr.strip().splitlines()
     assert "model.safetensors" in line and "sha256" in line, line
     assert not (store / train.key / "MANIFEST.json").exists()
+
+
+def test_a_base_model_that_cannot_be_loaded_fails_with_one_line(tmp_path: Path) -> None:
+    from rpt_transfer.training.base import TrainRequest, load_trainer
+    from rpt_transfer.training.config import TrainHyper
+    from rpt_transfer.training.data import TrainExample
+
+    broken = tmp_path / "model"
+    broken.mkdir()
+    (broken / "config.json").write_text('{"model_type": "no-such-architecture"}')
+    request = TrainRequest(
+        model_dir=broken,
+        prompt_mode="chat",
+        examples=[TrainExample("a", "What is 1+1?", "2")],
+        reward=ScorerReward("math"),
+        algorithm="grpo",
+        hyper=TrainHyper(steps=1, max_new_tokens=4, rollouts_per_prompt=2, prompts_per_step=1),
+        seed=0,
+        work_dir=tmp_path / "work",
+        resume_from=None,
+        out_dir=tmp_path / "out",
+    )
+    with pytest.raises(JobError, match=r"base model in .* cannot be loaded") as err:
+        load_trainer("trl").train(request, lambda step, metrics: None, lambda step, folder: None)
+    assert "\n" not in str(err.value)
+    assert not (tmp_path / "out").exists()

@@ -69,8 +69,9 @@ class PairInfo(NamedTuple):
     algorithm: str
 
 
-NOT_ERRORS = ("no_answer", "truncated")
-"""Reasons that are the model's answer (none given, or cut off by the length limit), not a scoring failure."""
+NOT_ERRORS = ("no_answer", "truncated", "parse_error")
+"""Reasons that are the model's answer (none given, cut off by the length limit, or not parseable as an
+answer or a program), not a scoring failure."""
 
 SAMPLE_RATES: Mapping[str, Callable[[pd.DataFrame], pd.Series]] = {
     "truncated_rate": lambda s: s["finish_reason"].eq("length"),

@@ -39,7 +39,8 @@ class TrlTrainer:
                 request.model_dir, local_files_only=True, dtype=torch.float32
             )
         except (OSError, ValueError) as err:
-            raise JobError(f"base model in {request.model_dir} cannot be loaded: {err}") from None
+            reason = " ".join(str(err).split())[:300]  # transformers' messages span lines; ours is one
+            raise JobError(f"base model in {request.model_dir} cannot be loaded: {reason}") from None
         if request.prompt_mode == "chat" and not tokenizer.chat_template:
             raise JobError(f"base model in {request.model_dir} has no chat template; use prompt_mode raw")
         rows = [
