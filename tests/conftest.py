@@ -4,9 +4,13 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 import yaml
+
+if TYPE_CHECKING:
+    from rpt_transfer.scoring.sandbox import Launcher
 
 from servers_mlflow import mlflow_server  # noqa: F401 - fixture
 from servers_s3 import s3_server, s3_store_uri  # noqa: F401 - fixtures
@@ -70,3 +74,21 @@ def sandbox_ready() -> None:
         sandbox.run(["/bin/true"], timeout=10)
     except sandbox.SandboxError as err:
         pytest.skip(f"no sandbox on this machine: {err}")
+
+
+def fallback_launcher() -> "Launcher":
+    """A sandbox launcher forced into the fallback mode, with a Python the run's own uid can read."""
+    from rpt_transfer.scoring import sandbox
+
+    if os.geteuid() != 0:
+        pytest.skip("the fallback mode (seccomp, own uid) needs root")
+    try:
+        return sandbox.Launcher(namespaces=False)
+    except sandbox.SandboxError as err:
+        other = "/usr/bin/python3"  # this Python may live where other users cannot read (a home dir)
+        version = subprocess.run(
+            [other, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, check=False
+        )
+        if version.stdout.decode().strip() != str(sys.version_info[:2]):
+            pytest.skip(f"fallback mode unavailable: {err}")
+        return sandbox.Launcher(namespaces=False, python=other)

@@ -47,7 +47,9 @@ def test_grpo_on_canary_math_beats_the_base(tmp_path: Path, sandbox_ready: None)
         alternative="two-sided",
         random_state=0,
     ).pvalue
-    print(f"\ncanary_math: base {base.mean():.3f}, {trained} {rpt.mean():.3f}, delta {delta:+.3f}, p {p_value:.2g}")
+    print(
+        f"\ncanary_math: base {base.mean():.3f}, {trained} {rpt.mean():.3f}, delta {delta:+.3f}, p {p_value:.2g}"
+    )
     assert delta > 0.05 and p_value < 0.01
 
     (report,) = store.glob("reports/canary-math/*/transfer.csv")

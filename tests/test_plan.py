@@ -158,13 +158,20 @@ def test_interventional_plan_trains_each_domain_then_evaluates_everything() -> N
     pretrain = next(job for job in plan.jobs if job.kind == "pretrain")
     trains = {job.context["model"]: job for job in plan.jobs if job.kind == "train"}
     assert all(job.deps == [pretrain.id] and job.key == f"checkpoints/{job.id}" for job in trains.values())
-    assert trains["m"].inputs["hyperparameters"]["steps"] == 3 and trains["k"].inputs["hyperparameters"]["steps"] == 5
+    assert (
+        trains["m"].inputs["hyperparameters"]["steps"] == 3
+        and trains["k"].inputs["hyperparameters"]["steps"] == 5
+    )
     assert trains["m"].inputs["data"]["benchmark"]["name"] == "smoke_arith"
     for job in plan.jobs:
         if job.kind == "generate" and job.context["model"] in trains:
             assert job.deps == [trains[job.context["model"]].id]
             assert job.inputs["model"] == {"job": trains[job.context["model"]].id}
-    scores = {(j.context["model"], j.context["benchmark"]): j.context["tags"] for j in plan.jobs if j.kind == "score"}
+    scores = {
+        (j.context["model"], j.context["benchmark"]): j.context["tags"]
+        for j in plan.jobs
+        if j.kind == "score"
+    }
     assert scores[("m", "smoke_arith")]["seen"] == "seen" and scores[("m", "smoke_facts")]["seen"] == "unseen"
     assert scores[("m", "smoke_arith")]["checkpoint_job"] == trains["m"].id
     assert scores[("b", "smoke_arith")]["role"] == "base"
@@ -175,8 +182,20 @@ def test_interventional_plan_trains_each_domain_then_evaluates_everything() -> N
 
 def test_train_job_ids_follow_hyperparameters_and_data() -> None:
     base = make_plan(parse_study(INTERVENTIONAL, "c.yaml"), STORE, None)
-    changed = make_plan(parse_study(INTERVENTIONAL.replace("learning_rate: 0.001", "learning_rate: 0.002"), "c.yaml"), STORE, None)
-    more_data = make_plan(parse_study(INTERVENTIONAL.replace("examples: 16}}\n  - {name: k", "examples: 17}}\n  - {name: k"), "c.yaml"), STORE, None)
-    train_ids = [{j.context["model"]: j.id for j in p.jobs if j.kind == "train"} for p in (base, changed, more_data)]
+    changed = make_plan(
+        parse_study(INTERVENTIONAL.replace("learning_rate: 0.001", "learning_rate: 0.002"), "c.yaml"),
+        STORE,
+        None,
+    )
+    more_data = make_plan(
+        parse_study(
+            INTERVENTIONAL.replace("examples: 16}}\n  - {name: k", "examples: 17}}\n  - {name: k"), "c.yaml"
+        ),
+        STORE,
+        None,
+    )
+    train_ids = [
+        {j.context["model"]: j.id for j in p.jobs if j.kind == "train"} for p in (base, changed, more_data)
+    ]
     assert train_ids[0]["m"] != train_ids[1]["m"] and train_ids[0]["k"] != train_ids[1]["k"]
     assert train_ids[0]["m"] != train_ids[2]["m"] and train_ids[0]["k"] == train_ids[2]["k"]

@@ -131,9 +131,17 @@ def test_interventional_study_validates() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "expected"),
     [
-        ("domain: math,", "domain: math, algorithm: ppo2,", "train[0].algorithm: Input should be 'grpo', 'dr_grpo' or 'dapo' (got 'ppo2')"),
+        (
+            "domain: math,",
+            "domain: math, algorithm: ppo2,",
+            "train[0].algorithm: Input should be 'grpo', 'dr_grpo' or 'dapo' (got 'ppo2')",
+        ),
         ("steps: 10,", "steps: 10, learning_rat: 0.1,", "training.learning_rat: unknown field"),
-        ("steps: 10,", "steps: 10, epochs: 2,", "training: Value error, give exactly one of `steps` or `epochs`"),
+        (
+            "steps: 10,",
+            "steps: 10, epochs: 2,",
+            "training: Value error, give exactly one of `steps` or `epochs`",
+        ),
         (
             "examples: 64}",
             "examples: 64}, hyperparameters: {lr: 0.1}",
@@ -144,10 +152,22 @@ def test_interventional_study_validates() -> None:
             "examples: 64}, hyperparameters: {rollouts_per_prompt: 1}",
             "train[0].hyperparameters.rollouts_per_prompt: Input should be greater than or equal to 2",
         ),
-        ("benchmark: smoke_arith, examples: 64", "benchmark: gsm8k, examples: 64", "gsm8k has no training split"),
+        (
+            "benchmark: smoke_arith, examples: 64",
+            "benchmark: gsm8k, examples: 64",
+            "gsm8k has no training split",
+        ),
         ("benchmark: smoke_arith, examples: 64", "path: /nonexistent.jsonl, scorer: math", "no such file"),
-        ("benchmark: smoke_arith, examples: 64", "path: /etc/hostname, scorer: maths", "unknown scorer 'maths'"),
-        ("benchmark: smoke_arith, examples: 64", "benchmark: smoke_arith", "`benchmark` data needs `examples`"),
+        (
+            "benchmark: smoke_arith, examples: 64",
+            "path: /etc/hostname, scorer: maths",
+            "unknown scorer 'maths'",
+        ),
+        (
+            "benchmark: smoke_arith, examples: 64",
+            "benchmark: smoke_arith",
+            "`benchmark` data needs `examples`",
+        ),
         ("base: base\n", "base: nope\n", "base: unknown model 'nope'; accepted: base"),
         ("name: math-grpo", "name: base", "train[0].name: 'base' is already a model"),
         ("training: {learning_rate: 0.001, steps: 10, max_new_tokens: 8}\n", "", "training: Field required"),

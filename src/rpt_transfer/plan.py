@@ -24,7 +24,7 @@ TINY_TRAINER_VERSION = "1"
 RPT_TRAINER_VERSION = "1"
 """Version of our mapping onto the trainer backends (algorithms, rewards, checkpoints); in train job ids."""
 REPORT_VERSION = "2"
-"""Version of the report (tables, statistics, warnings); in aggregate job ids, so a stored report is redone."""
+"""Version of the report (tables, statistics, warnings); in aggregate ids, so a stored report is redone."""
 PLAN_FORMAT = 1
 
 

@@ -25,7 +25,9 @@ REQUESTS = [ask(f"r{a}-{b}", f"Q: {a}+{b}=?\nA:", seed=a * 31 + b) for a in rang
 
 
 def rows(results: list[GenResult]) -> list[tuple[str, int, str, str, int]]:
-    return [(r.request_id, r.sample_index, r.completion, r.finish_reason, r.completion_tokens) for r in results]
+    return [
+        (r.request_id, r.sample_index, r.completion, r.finish_reason, r.completion_tokens) for r in results
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +56,9 @@ def test_greedy_is_the_same_in_any_batch(cuda: HFBackend) -> None:
     single = [result for request in REQUESTS for result in cuda.generate([request], params)]
     assert rows(batched) == rows(single)
     assert any(r.completion.strip() for r in batched)
-    print(f"\ngreedy on CUDA: {sum(r.finish_reason == 'stop' for r in batched)}/{len(batched)} ended with eos")
+    print(
+        f"\ngreedy on CUDA: {sum(r.finish_reason == 'stop' for r in batched)}/{len(batched)} ended with eos"
+    )
 
 
 def test_samples_are_the_same_in_any_batch(cuda: HFBackend) -> None:

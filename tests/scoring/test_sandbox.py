@@ -9,24 +9,9 @@ import time
 
 import pytest
 
+from conftest import fallback_launcher
 from rpt_transfer.scoring import sandbox
 from rpt_transfer.scoring.sandbox import PYTHON, Limits
-
-
-def fallback_launcher() -> sandbox.Launcher:
-    """A launcher forced into the fallback mode, with a Python the run's own uid can read."""
-    if os.geteuid() != 0:
-        pytest.skip("the fallback mode (seccomp, own uid) needs root")
-    try:
-        return sandbox.Launcher(namespaces=False)
-    except sandbox.SandboxError as err:
-        other = "/usr/bin/python3"  # this Python may live where other users cannot read (a home dir)
-        version = subprocess.run(
-            [other, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True
-        )
-        if version.stdout.decode().strip() != str(sys.version_info[:2]):
-            pytest.skip(f"fallback mode unavailable: {err}")
-        return sandbox.Launcher(namespaces=False, python=other)
 
 
 def _python(code: str, **options: object) -> sandbox.ExecResult:

@@ -9,8 +9,6 @@ import os
 import re
 import select
 import socket
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -18,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import fallback_launcher
 from rpt_transfer.scoring import code, sandbox
 from rpt_transfer.scoring.sandbox import PYTHON, Limits
 
@@ -25,22 +24,6 @@ NORMAL = code.stdio_reference([{"input": "2 3\n", "output": "5\n"}])
 NORMAL_PROGRAM = "a, b = map(int, input().split())\nprint(a + b)"
 ANSWER_42 = code.stdio_reference([{"input": "", "output": "42"}])
 Runner = Callable[..., sandbox.ExecResult]
-
-
-def fallback_launcher() -> sandbox.Launcher:
-    """A launcher forced into the fallback mode, with a Python the run's own uid can read."""
-    if os.geteuid() != 0:
-        pytest.skip("the fallback mode (seccomp, own uid) needs root")
-    try:
-        return sandbox.Launcher(namespaces=False)
-    except sandbox.SandboxError as err:
-        other = "/usr/bin/python3"  # this Python may live where other users cannot read (a home dir)
-        version = subprocess.run(
-            [other, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True
-        )
-        if version.stdout.decode().strip() != str(sys.version_info[:2]):
-            pytest.skip(f"fallback mode unavailable: {err}")
-        return sandbox.Launcher(namespaces=False, python=other)
 
 
 @pytest.fixture(scope="module")
