@@ -3,6 +3,7 @@
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -92,3 +93,17 @@ def fallback_launcher() -> "Launcher":
         if version.stdout.decode().strip() != str(sys.version_info[:2]):
             pytest.skip(f"fallback mode unavailable: {err}")
         return sandbox.Launcher(namespaces=False, python=other)
+
+
+@pytest.fixture(scope="module")
+def data_root() -> Iterator[Path]:
+    """The real benchmark files, with the registry pointed at them for the module; skips when absent."""
+    from rpt_transfer.benchmarks.sources import DATA_ENV
+
+    if not BENCHMARK_DATA.is_dir():
+        pytest.skip(
+            f"benchmark data not found at {BENCHMARK_DATA} (set {DATA_ENV} to run the real-data tests)"
+        )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(DATA_ENV, str(BENCHMARK_DATA))
+        yield BENCHMARK_DATA

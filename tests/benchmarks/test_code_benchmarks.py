@@ -8,14 +8,12 @@ import pickle
 import random
 import re
 import zlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from conftest import BENCHMARK_DATA
 from rpt_transfer.benchmarks import bigcodebench, codeforces, humaneval, livecodebench, mbpp, usaco
 from rpt_transfer.benchmarks.base import BenchmarkSpec, Item
 from rpt_transfer.benchmarks.prompts import CODE_STDIO_PROMPT_V1
@@ -23,7 +21,6 @@ from rpt_transfer.benchmarks.sources import DATA_ENV, UNPINNED, DatasetSource
 from rpt_transfer.errors import RptError
 from rpt_transfer.scoring.code import verify_function, verify_stdio
 
-DATA = BENCHMARK_DATA
 BENCHES: dict[str, BenchmarkSpec] = {
     module.BENCHMARK.name: module.BENCHMARK
     for module in (humaneval, mbpp, bigcodebench, livecodebench, codeforces, usaco)
@@ -69,15 +66,6 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], str]] = [
     ("livecodebench", {"start": "2024-05", "end": "2024-04"}, "start 2024-05 is after end 2024-04"),
     ("livecodebench", {"release": "v6"}, "'v5'"),
 ]
-
-
-@pytest.fixture(scope="module")
-def data_root() -> Iterator[Path]:
-    if not DATA.is_dir():
-        pytest.skip(f"benchmark data not found at {DATA} (set {DATA_ENV} to run the real-data tests)")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATA_ENV, str(DATA))
-        yield DATA
 
 
 @pytest.fixture(scope="module")

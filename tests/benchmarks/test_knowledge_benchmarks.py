@@ -1,9 +1,7 @@
 """The knowledge benchmarks against their real local copies: counts per selection, prompts, ids, gold scoring."""
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,13 +11,10 @@ from pydantic import ValidationError
 from rpt_transfer.benchmarks import SUITES, get_benchmark
 from rpt_transfer.benchmarks.base import Item
 from rpt_transfer.benchmarks.pubmedqa import TEST_PMIDS
-from rpt_transfer.benchmarks.sources import DATA_ENV, UNPINNED, DatasetSource
+from rpt_transfer.benchmarks.sources import UNPINNED, DatasetSource
 from rpt_transfer.errors import RptError
 from rpt_transfer.scoring import get_scorer
 
-DATA = Path(
-    os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
-)
 NAMES = ["pubmedqa", "medqa", "tabfact", "legalbench", "finben"]
 
 # (benchmark, options, expected item count): every selection a study can make, sized without loading.
@@ -48,15 +43,6 @@ BAD_OPTIONS: list[tuple[str, dict[str, Any], str, str]] = [
     ("legalbench", {"task": ["hearsay"]}, "task", "Extra inputs"),
     ("finben", {"subsets": ["flare_fpb"]}, "flare_fpb", "'sm_bigdata'"),
 ]
-
-
-@pytest.fixture(scope="module")
-def data_root() -> Iterator[Path]:
-    if not DATA.is_dir():
-        pytest.skip(f"benchmark data not found at {DATA} (set {DATA_ENV} to run the real-data tests)")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATA_ENV, str(DATA))
-        yield DATA
 
 
 @pytest.fixture(scope="module")

@@ -1,31 +1,17 @@
 """AIME 2024 and AMC 2023 against their real local copies: counts, prompts, ids, and gold answers scoring."""
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from rpt_transfer.benchmarks import SUITES, get_benchmark
 from rpt_transfer.benchmarks.base import Item
-from rpt_transfer.benchmarks.sources import DATA_ENV, UNPINNED, DatasetSource
+from rpt_transfer.benchmarks.sources import UNPINNED, DatasetSource
 from rpt_transfer.scoring import get_scorer
 
-DATA = Path(
-    os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
-)
 NAMES = ["aime24", "amc23"]
-
-
-@pytest.fixture(scope="module")
-def data_root() -> Iterator[Path]:
-    if not DATA.is_dir():
-        pytest.skip(f"benchmark data not found at {DATA} (set {DATA_ENV} to run the real-data tests)")
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATA_ENV, str(DATA))
-        yield DATA
 
 
 @pytest.fixture(scope="module")
