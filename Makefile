@@ -3,8 +3,13 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# The CPU build of torch lies on local disk here; pinning it first keeps pip from pulling a CUDA build.
+# torch goes in first, on its own, so that one setting picks its build (docs/setup.md). PyPI's Linux x86_64
+# torch is the CUDA build (a 527 MB wheel plus the CUDA 13 packages it requires); PyTorch's CPU index has
+# the CPU build. TORCH_INDEX empty (the default) leaves the choice to pip's own configuration: this project's
+# machines find a CPU wheel in their local wheel folder, elsewhere that gives PyPI's CUDA build. For the CPU
+# build anywhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu (in a fresh .venv).
 TORCH_PIN ?= torch==2.13.0
+TORCH_INDEX ?=
 
 .PHONY: install study smoke test lint format clean
 
@@ -13,8 +18,10 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet "$(TORCH_PIN)"
+	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)") "$(TORCH_PIN)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -c "import torch; cuda = torch.version.cuda; \
+	  print('torch', torch.__version__, f'(CUDA {cuda} build)' if cuda else '(CPU build)')"
 	touch $(STAMP)
 
 study: install

@@ -1,8 +1,11 @@
 """Shared fixtures: real servers on loopback (moto S3, mlflow) and small study files."""
 
 import os
+import shutil
+import stat
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,9 +20,41 @@ from servers_mlflow import mlflow_server  # noqa: F401 - fixture
 from servers_s3 import s3_server, s3_store_uri  # noqa: F401 - fixtures
 
 REPO = Path(__file__).resolve().parents[1]
-BENCHMARK_DATA = Path(os.environ.get("RPT_BENCHMARK_DATA") or REPO.parent / "shared" / "data" / "benchmarks")
-"""Real benchmark files, read in place: $RPT_BENCHMARK_DATA, else ../shared/data/benchmarks beside the repo."""
 CLI = [sys.executable, "-m", "rpt_transfer"]
+os.environ["HF_HUB_OFFLINE"] = "1"  # planning resolves Hub refs: never the real Hub; tests use servers_hub.py
+DATA_ENV = "RPT_BENCHMARK_DATA"  # the same variable the benchmarks read (rpt_transfer.benchmarks.sources)
+BENCHMARK_DATA = Path(os.environ.get(DATA_ENV) or REPO.parent / "shared" / "data" / "benchmarks")
+"""Real benchmark files, read in place: $RPT_BENCHMARK_DATA, else ../shared/data/benchmarks beside the repo.
+
+They are copies of public benchmark files (about 32 MB), one folder per benchmark (gsm8k/test.jsonl,
+polyglot/, ...; each benchmark module's `local_files` names its own), kept outside the repository: in this
+project, in its shared/data/benchmarks, whose SOURCES.md gives every file's origin. Tests that need them skip
+without them, with `data_reason`; docs/setup.md says how to provide them."""
+_DATA_FROM_ENV = bool(os.environ.get(DATA_ENV))  # before any fixture sets it
+
+
+def data_reason(path: Path, root: Path = BENCHMARK_DATA, from_env: bool = _DATA_FROM_ENV) -> str:
+    """Why a real-data test skips: what is missing, which folder was looked in, and how to provide it."""
+    looked = f"{DATA_ENV}={root}" if from_env else f"{DATA_ENV} unset, so the folder beside the repo"
+    return (
+        f"real benchmark data not found at {path} ({looked}): these tests read copies of public benchmark"
+        f" files kept outside the repository; set {DATA_ENV} to a folder holding them, one subfolder per"
+        " benchmark as in the project's shared/data/benchmarks (see docs/setup.md)"
+    )
+
+
+def benchmark_data(relative: str = "") -> Path:
+    """The real-data file or folder `relative` (e.g. "gsm8k/test.jsonl"); skips with `data_reason` if absent."""
+    path = BENCHMARK_DATA / relative
+    if not path.exists():
+        pytest.skip(data_reason(path))
+    return path
+
+
+def needs_benchmark_data(relative: str = "") -> pytest.MarkDecorator:
+    """A skipif mark for tests that need the real-data file or folder `relative`."""
+    path = BENCHMARK_DATA / relative
+    return pytest.mark.skipif(not path.exists(), reason=data_reason(path))
 
 
 def tiny_study(store: str, **changes: object) -> dict:
@@ -98,12 +133,37 @@ def fallback_launcher() -> "Launcher":
 @pytest.fixture(scope="module")
 def data_root() -> Iterator[Path]:
     """The real benchmark files, with the registry pointed at them for the module; skips when absent."""
-    from rpt_transfer.benchmarks.sources import DATA_ENV
-
-    if not BENCHMARK_DATA.is_dir():
-        pytest.skip(
-            f"benchmark data not found at {BENCHMARK_DATA} (set {DATA_ENV} to run the real-data tests)"
-        )
+    root = benchmark_data()
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(DATA_ENV, str(BENCHMARK_DATA))
-        yield BENCHMARK_DATA
+        patch.setenv(DATA_ENV, str(root))
+        yield root
+
+
+def closed_folder(path: Path) -> Path | None:
+    """The first folder on the way to `path` that other users may not enter (no o+x), or None."""
+    for folder in (*reversed(path.parents), path):
+        if not folder.stat().st_mode & stat.S_IXOTH:
+            return folder
+    return None
+
+
+@pytest.fixture
+def open_dir() -> Iterator[Path]:
+    """A fresh folder every user may enter and read (0755, in the system temp folder).
+
+    For tests whose other side runs as another user (a sandbox run's throwaway uid, `nobody`) and reads host
+    files: a clone under a private folder (a 0700 home, pytest's own tmp_path) is closed to that user, so
+    such tests put what it must read here. Skips, naming the folder, where even the temp folder is closed.
+    """
+    folder = Path(tempfile.mkdtemp(prefix="rpt-open-"))
+    try:
+        folder.chmod(0o755)
+        closed = closed_folder(folder)
+        if closed is not None:
+            pytest.skip(
+                f"{closed} is closed to other users (mode {closed.stat().st_mode & 0o777:o}), so the"
+                f" temp folder {folder} is too; set TMPDIR to a folder every user may enter"
+            )
+        yield folder
+    finally:
+        shutil.rmtree(folder)

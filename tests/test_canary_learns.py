@@ -33,7 +33,7 @@ def test_grpo_on_canary_math_beats_the_base(tmp_path: Path, sandbox_ready: None)
     assert result.returncode == 0, result.stderr[-3000:]
 
     store = tmp_path / "store"
-    scores = pd.concat(pd.read_parquet(path) for path in store.glob("scores/*/part-*.parquet"))
+    scores = pd.concat(pd.read_parquet(path) for path in store.glob("scores/*/attempt-*/part-*.parquet"))
     (trained,) = [run["name"] for run in spec["train"]]
     base, rpt = per_item(scores, spec["base"], "canary_math"), per_item(scores, trained, "canary_math")
     assert list(base.index) == list(rpt.index) and len(base) == 150
@@ -52,7 +52,7 @@ def test_grpo_on_canary_math_beats_the_base(tmp_path: Path, sandbox_ready: None)
     )
     assert delta > 0.05 and p_value < 0.01
 
-    (report,) = store.glob("reports/canary-math/*/transfer.csv")
+    (report,) = store.glob("reports/canary-math/*/attempt-*/transfer.csv")
     matrix = pd.read_csv(report).set_index(["pair", "eval_domain"])
     cell = matrix.loc[(trained, "math")]
     assert cell["delta"] == pytest.approx(delta, abs=1e-12)

@@ -2,13 +2,16 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
 
-from conftest import tiny_study
+from conftest import run_cli, tiny_study, write_study
 from rpt_transfer.errors import PlanError
+from rpt_transfer.hashing import canonical_json, sha256_hex
 from rpt_transfer.plan import Plan, load_plan, make_plan
+from rpt_transfer.runner import load_and_resolve
 from rpt_transfer.spec import parse_study
 
 STORE = "file:///nowhere/store"
@@ -114,12 +117,40 @@ def test_shared_base_is_evaluated_once() -> None:
 def test_fanout_payload_is_small_and_complete() -> None:
     plan = plan_of()
     payload = plan.fanout()
-    assert payload["plan"] == f"{STORE}/studies/mini/plan.json"
+    digest = sha256_hex(plan.to_json().encode())[:16]
+    assert payload["plan"] == f"{STORE}/studies/mini/plans/{digest}.json" == f"{STORE}/{plan.key}"
     assert sum(len(items) for items in payload["stages"].values()) == len(plan.jobs)
     for items in payload["stages"].values():
         for item in items:
             assert set(item) == {"id", "key"}
+    assert payload["deps"] == {job.id: job.deps for job in plan.jobs}
     assert len(json.dumps(payload)) < 200 * len(plan.jobs)
+
+
+def test_plan_json_gives_every_edge_including_those_within_a_stage(tmp_path: Path) -> None:
+    """`plan --json` through the real command: its deps are the plan's edges (rpt's pre-training needs base's)."""
+    spec = write_study(tmp_path / "s.yaml", tiny_study(str(tmp_path / "store")))
+    result = run_cli("plan", str(spec), "--json")
+    assert result.returncode == 0, result.stderr
+    payload = json.loads(result.stdout)
+    plan = load_and_resolve(spec, check_store=False).plan()
+    assert payload["deps"] == {job.id: job.deps for job in plan.jobs}
+    kinds = {job.id: job.kind for job in plan.jobs}
+    within = [(job, dep) for job, deps in payload["deps"].items() for dep in deps if kinds[dep] == kinds[job]]
+    assert [(kinds[job], kinds[dep]) for job, dep in within] == [("pretrain", "pretrain")]
+    assert [item["id"] for item in payload["stages"]["pretrain"]] == [
+        job.id for job in plan.jobs if job.kind == "pretrain"
+    ]  # dependencies first, within a stage too
+    assert not (tmp_path / "store").exists()  # planning writes nothing
+
+
+def test_plan_text_is_canonical_and_its_key_is_its_hash() -> None:
+    plan = plan_of()
+    text = plan.to_json()
+    assert load_plan(text, "p.json").to_json() == text
+    assert text == canonical_json(json.loads(text))
+    assert plan.key == f"studies/mini/plans/{sha256_hex(text.encode())[:16]}.json"
+    assert plan_of(limit=3).key != plan.key
 
 
 def test_plan_round_trip_and_errors() -> None:

@@ -96,7 +96,7 @@ def test_init_cycle_is_refused() -> None:
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("study: [unclosed", "s.yaml: malformed YAML at line 1"),
+        ("study: [unclosed\nkind: x\n", "s.yaml: malformed YAML at line 2, column 5"),
         ("- a list", "s.yaml: expected a mapping"),
         ("", "s.yaml: expected a mapping"),
     ],

@@ -10,9 +10,9 @@ import subprocess
 import sys
 import textwrap
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import boto3
 import pytest
 
 from rpt_transfer.errors import ManifestError, StoreError, WriteConflictError
@@ -24,6 +24,7 @@ from rpt_transfer.store import (
     Store,
     software_versions,
 )
+from rpt_transfer.store.gc import collect_garbage
 from servers_s3 import (  # noqa: F401
     TEST_KEY,
     AuthS3,
@@ -33,39 +34,10 @@ from servers_s3 import (  # noqa: F401
     s3_store_uri,
     set_s3_env,
 )
+from store_backends import any_store, format_1_manifest, overwrite_raw, remove_raw  # noqa: F401
 
 JOB = "generations/ab12cd34ef56ab78"
 INPUTS = {"model": "tiny", "benchmark": "gsm8k", "seed": 0, "sampling": {"temperature": 0.0}}
-
-
-@pytest.fixture(params=["file", "s3"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """The same tests on both backends: a file:// folder and an s3:// prefix on moto."""
-    if request.param == "file":
-        uri = (tmp_path / "store").as_uri()
-    else:
-        uri = request.getfixturevalue("s3_store_uri")
-    store = Store.from_uri(uri)
-    store.check_access()
-    return store
-
-
-def overwrite_raw(store: Store, key: str, data: bytes) -> None:
-    """Change an object behind the store's back, straight through the backend (a folder or boto3)."""
-    if isinstance(store, FileStore):
-        (store.root / key).write_bytes(data)
-    else:
-        assert isinstance(store, S3Store)
-        boto3.client("s3").put_object(Bucket=store.bucket, Key=f"{store.prefix}/{key}", Body=data)
-
-
-def remove_raw(store: Store, key: str) -> None:
-    """Delete an object behind the store's back."""
-    if isinstance(store, FileStore):
-        (store.root / key).unlink()
-    else:
-        assert isinstance(store, S3Store)
-        boto3.client("s3").delete_object(Bucket=store.bucket, Key=f"{store.prefix}/{key}")
 
 
 def commit_job(store: Store, parts: dict[str, bytes], prefix: str = JOB) -> Manifest:
@@ -97,7 +69,8 @@ def test_round_trip_of_parts_files_folders_and_manifest(store: Store, tmp_path: 
     manifest = store.manifest(JOB)
     assert manifest is not None and store.is_done(JOB)
     assert (manifest.job_id, manifest.kind, manifest.inputs) == ("ab12cd34ef56ab78", "generate", INPUTS)
-    assert manifest.status == "complete" and manifest.format_version == 1
+    assert manifest.status == "complete" and manifest.format_version == 2
+    assert manifest.attempt == writer.attempt and writer.folder == f"{JOB}/{writer.attempt}"
     assert manifest.created_at.endswith("Z")
     assert {"rpt_transfer", "python", "boto3", "pyarrow"} <= set(manifest.software)
     names = ["model/config.json", "model/sub/tokenizer.json", "part-00000.parquet", "weights.bin"]
@@ -107,7 +80,12 @@ def test_round_trip_of_parts_files_folders_and_manifest(store: Store, tmp_path: 
     assert weights.sha256 == hashlib.sha256(big.read_bytes()).hexdigest()
 
     assert store.read_object(JOB, "part-00000.parquet") == b"rows"
-    assert store.list_keys(JOB) == sorted(f"{JOB}/{name}" for name in [*names, MANIFEST_NAME])
+    listed = [f"{writer.folder}/{name}" for name in names]
+    assert store.list_keys(JOB) == sorted([*listed, f"{JOB}/{MANIFEST_NAME}"])
+    assert store.object_key(JOB, "model/config.json") == f"{writer.folder}/model/config.json"
+    location = store.object_location(JOB, "weights.bin")
+    root = store.local_path()
+    assert location == (str(root / writer.folder / "weights.bin") if root else store.key_uri(listed[-1]))
     dest = store.download(JOB, tmp_path / "copy")
     assert (dest / "weights.bin").read_bytes() == big.read_bytes()
     assert (dest / "model" / "sub" / "tokenizer.json").read_text() == "{}"
@@ -158,8 +136,9 @@ def test_manifest_is_written_last_and_not_at_all_when_the_job_fails(
     ):
         w.put_bytes("part-00000.parquet", b"rows")
         raise ValueError("boom")
-    assert order == [f"{JOB}/part-00000.parquet"]
+    assert order == [f"{w.folder}/part-00000.parquet"]
     assert store.manifest(JOB) is None and not store.is_done(JOB)
+    assert store.list_keys(JOB) == []  # a failed attempt removes its own folder
     with pytest.raises(StoreError, match="job not done"):
         store.read_object(JOB, "part-00000.parquet")
 
@@ -181,7 +160,7 @@ _KILLED_WRITER = textwrap.dedent(
 )
 
 
-def test_killed_writer_leaves_no_manifest_and_a_rerun_clears_its_parts(store: Store) -> None:
+def test_killed_writer_leaves_no_manifest_and_a_rerun_leaves_its_parts_to_gc(store: Store) -> None:
     proc = subprocess.Popen(
         [sys.executable, "-c", _KILLED_WRITER, store.uri, JOB], stdout=subprocess.PIPE, text=True
     )
@@ -192,15 +171,20 @@ def test_killed_writer_leaves_no_manifest_and_a_rerun_clears_its_parts(store: St
     finally:
         proc.kill()
         proc.wait()
-    assert store.list_keys(JOB) == [f"{JOB}/part-00000.parquet", f"{JOB}/part-00001.parquet"]
+    stale = store.list_keys(JOB)
+    assert [key.rpartition("/")[2] for key in stale] == ["part-00000.parquet", "part-00001.parquet"]
     assert not store.is_done(JOB) and store.manifest(JOB) is None
 
     writer = store.begin(JOB, job_id="j", kind="generate", inputs={})
-    assert store.list_keys(JOB) == []  # stale parts were never listed, so they are not trusted
+    assert store.list_keys(JOB) == stale  # a starting writer deletes nothing: the other may still be alive
     writer.put_bytes("part-00000.parquet", b"fresh")
     writer.commit()
-    assert store.list_keys(JOB) == [f"{JOB}/{MANIFEST_NAME}", f"{JOB}/part-00000.parquet"]
-    assert store.read_object(JOB, "part-00000.parquet") == b"fresh"
+    fresh = [f"{JOB}/{MANIFEST_NAME}", f"{writer.folder}/part-00000.parquet"]
+    assert store.list_keys(JOB) == sorted([*stale, *fresh])
+    assert store.read_object(JOB, "part-00000.parquet") == b"fresh"  # the stale parts are not listed
+
+    collect_garbage(store, min_age=timedelta(0))
+    assert store.list_keys(JOB) == fresh
 
 
 def test_second_commit_conflicts_and_keeps_the_first_manifest(store: Store) -> None:
@@ -213,10 +197,72 @@ def test_second_commit_conflicts_and_keeps_the_first_manifest(store: Store) -> N
         second.commit()
     assert store.manifest(JOB) == committed and committed.inputs == {"run": 1}
     assert store.read_object(JOB, "part-a") == b"first"
+    assert store.list_keys(JOB) == [f"{JOB}/{MANIFEST_NAME}", f"{first.folder}/part-a"]  # the loser's went
 
     with pytest.raises(WriteConflictError, match="already done"):
         store.begin(JOB, job_id="j", kind="generate", inputs={})
     assert store.read_object(JOB, "part-a") == b"first"  # begin() cleared nothing
+
+
+@pytest.mark.parametrize(("change", "complaint"), [("remove", "is missing"), ("grow", "has 9 bytes")])
+def test_commit_checks_every_object_is_still_there_with_its_size(
+    store: Store, change: str, complaint: str
+) -> None:
+    """An object removed (e.g. by `store gc --min-age 0`) or changed before the commit: nothing is committed."""
+    writer = store.begin(JOB, job_id="j", kind="generate", inputs={})
+    writer.put_bytes("part-00000.parquet", b"rows")
+    writer.put_bytes("part-00001.parquet", b"more")
+    key = f"{writer.folder}/part-00001.parquet"
+    if change == "remove":
+        remove_raw(store, key)
+    else:
+        overwrite_raw(store, key, b"more rows")
+    with pytest.raises(ManifestError, match=rf"{key} {complaint}, this attempt wrote 4; nothing committed"):
+        writer.commit()
+    assert not store.is_done(JOB) and store.manifest(JOB) is None
+
+
+def test_a_commit_whose_answer_was_lost_is_recognised_as_its_own(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client that retries a create it already made sees "exists": the manifest then names this attempt."""
+    original = store.create_exclusive
+    monkeypatch.setattr(store, "create_exclusive", lambda key, data: original(key, data) and False)
+    writer = store.begin(JOB, job_id="j", kind="generate", inputs={})
+    writer.put_bytes("part-00000.parquet", b"rows")
+    manifest = writer.commit()
+    assert manifest.attempt == writer.attempt and store.manifest(JOB) == manifest
+    assert store.read_object(JOB, "part-00000.parquet") == b"rows"  # its objects were kept
+
+
+def test_format_1_manifests_with_objects_beside_them_still_read(store: Store, tmp_path: Path) -> None:
+    data = b"old rows"
+    old = format_1_manifest(data)
+    store.write_bytes(f"{JOB}/part-00000.parquet", data)
+    store.write_bytes(f"{JOB}/{MANIFEST_NAME}", old.to_json())
+    manifest = store.manifest(JOB)
+    assert manifest is not None and manifest.model_dump() == old.model_dump() and store.is_done(JOB)
+    assert store.object_key(JOB, "part-00000.parquet") == f"{JOB}/part-00000.parquet"
+    assert store.read_object(JOB, "part-00000.parquet") == data
+    assert (store.download(JOB, tmp_path / "d") / "part-00000.parquet").read_bytes() == data
+    with pytest.raises(WriteConflictError, match="already done"):
+        store.begin(JOB, job_id="j", kind="generate", inputs={})
+
+
+def test_delete_job_removes_the_manifest_first_and_only_what_it_lists(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    other = store.begin(JOB, job_id="j", kind="generate", inputs={})
+    other.put_bytes("part-00000.parquet", b"a slower attempt's part")
+    commit_job(store, {"part-00000.parquet": b"rows"})
+    deleted: list[list[str]] = []
+    original = store.delete_keys
+    monkeypatch.setattr(store, "delete_keys", lambda keys: deleted.append(list(keys)) or original(keys))
+    store.delete_job(JOB)
+    assert deleted[0] == [f"{JOB}/{MANIFEST_NAME}"]  # not done any more before any object goes
+    assert not store.is_done(JOB)
+    assert store.list_keys(JOB) == [f"{other.folder}/part-00000.parquet"]  # another attempt's: for gc
+    store.delete_job(JOB)  # no manifest: nothing to do
 
 
 # -- verification ---------------------------------------------------------------------------------------
@@ -229,10 +275,10 @@ def test_corrupted_object_is_detected_by_read_and_download(
     store: Store, tmp_path: Path, tampered: bytes, complaint: str
 ) -> None:
     commit_job(store, {"good.parquet": b"fine", "part-00000.parquet": b"rows"})
-    overwrite_raw(store, f"{JOB}/part-00000.parquet", tampered)
+    overwrite_raw(store, store.object_key(JOB, "part-00000.parquet"), tampered)
 
     assert store.read_object(JOB, "good.parquet") == b"fine"
-    with pytest.raises(ManifestError, match=rf"{JOB}/part-00000.parquet.*{complaint}"):
+    with pytest.raises(ManifestError, match=rf"{JOB}/attempt-[^/]+/part-00000.parquet.*{complaint}"):
         store.read_object(JOB, "part-00000.parquet")
     with pytest.raises(ManifestError, match=complaint):
         store.download(JOB, tmp_path / "dest")
@@ -242,9 +288,9 @@ def test_corrupted_object_is_detected_by_read_and_download(
 
 def test_listed_but_missing_object_is_a_manifest_error(store: Store) -> None:
     commit_job(store, {"part-00000.parquet": b"rows"})
-    remove_raw(store, f"{JOB}/part-00000.parquet")
+    remove_raw(store, store.object_key(JOB, "part-00000.parquet"))
     with pytest.raises(
-        ManifestError, match=rf"{JOB}/part-00000.parquet is listed in its manifest but missing"
+        ManifestError, match=rf"{JOB}/attempt-[^/]+/part-00000.parquet is listed in its manifest but missing"
     ):
         store.read_object(JOB, "part-00000.parquet")
 
@@ -253,7 +299,12 @@ def test_listed_but_missing_object_is_a_manifest_error(store: Store) -> None:
     ("content", "complaint"),
     [
         (b"not json", "malformed manifest"),
-        (b'{"format_version": 2}', "format_version"),
+        (b'{"format_version": 3}', "format_version"),
+        (
+            b'{"format_version": 2, "job_id": "j", "kind": "k", "inputs": {}, "software": {},'
+            b' "created_at": "", "objects": [], "attempt": "../../elsewhere"}',
+            "not an attempt name",
+        ),
         (
             b'{"job_id": "j", "kind": "k", "inputs": {}, "software": {}, "created_at": "",'
             b' "objects": [{"name": "../../etc/passwd", "sha256": "0", "size": 1}]}',
@@ -290,6 +341,17 @@ def test_list_and_delete_treat_prefixes_as_folders(store: Store) -> None:
         store.delete_prefix("")
     with pytest.raises(StoreError, match=rf"no object at {store.key_uri('a/b/1')}"):
         store.read_bytes("a/b/1")
+
+
+def test_list_objects_gives_sizes_and_modification_times(store: Store) -> None:
+    before = datetime.now(UTC) - timedelta(seconds=5)  # S3 times have whole seconds
+    store.write_bytes("a/b/1", b"one")
+    store.write_bytes("a/b/sub/2", b"second")
+    listed = store.list_objects("a/b")
+    assert [(obj.key, obj.size) for obj in listed] == [("a/b/1", 3), ("a/b/sub/2", 6)]
+    assert all(before <= obj.modified <= datetime.now(UTC) + timedelta(seconds=5) for obj in listed)
+    store.delete_keys(["a/b/1", "a/b/absent"])
+    assert store.list_keys("a") == ["a/b/sub/2"]
 
 
 def test_write_bytes_replaces_whole_objects(store: Store) -> None:

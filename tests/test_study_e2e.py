@@ -1,5 +1,6 @@
 """The whole spine end to end through the real CLI: local executor, tiny models, store, MLflow."""
 
+import io
 import os
 import signal
 import subprocess
@@ -11,6 +12,7 @@ import pytest
 
 from conftest import CLI, REPO, run_cli, tiny_study, write_study
 from rpt_transfer.store import Store
+from store_checks import check_store, manifest_prefixes
 
 pytestmark = pytest.mark.slow
 
@@ -19,10 +21,11 @@ def scores_of(store_uri: str) -> pd.DataFrame:
     """Every score row in a store, in a canonical order (without per-run columns)."""
     store = Store.from_uri(store_uri)
     frames = []
-    for key in store.list_keys("scores/"):
-        if key.endswith(".parquet"):
-            prefix, _, name = key.rpartition("/")
-            frames.append(pd.read_parquet(__import__("io").BytesIO(store.read_object(prefix, name))))
+    for prefix in manifest_prefixes(store, "scores"):
+        manifest = store.manifest(prefix)
+        assert manifest is not None
+        for info in manifest.objects:
+            frames.append(pd.read_parquet(io.BytesIO(store.read_object(prefix, info.name))))
     frame = pd.concat(frames, ignore_index=True)
     return frame.sort_values(["job", "item_id", "sample_index"]).reset_index(drop=True)
 
@@ -42,7 +45,7 @@ def finished_study(
 
 def test_first_run_writes_report_and_points_at_it(finished_study) -> None:
     _, store, result = finished_study
-    reports = list((store / "reports" / "mini").glob("*/report.html"))
+    reports = list((store / "reports" / "mini").glob("*/attempt-*/report.html"))
     assert len(reports) == 1
     assert f"report: {reports[0]}" in result.stdout
     assert f"mlflow ui --backend-store-uri sqlite:///{store}/mlflow.db" in result.stdout
@@ -86,7 +89,12 @@ def test_mlflow_has_one_run_per_model_and_benchmark(finished_study) -> None:
 
 
 def test_killed_run_resumes_to_identical_results(finished_study, tmp_path: Path) -> None:
-    """SIGKILL the executor midway: no half-written job, and a re-run finishes with the same rows."""
+    """SIGKILL the executor midway: no half-written job, and a re-run finishes with the same rows.
+
+    No half-written job: every job that has a manifest reads back verified (each listed object present,
+    with its size and sha256); a job without one is simply not done. `check_store` raises on the first
+    broken job (tests/store/test_concurrent_writers.py checks that it does).
+    """
     _, reference_store, _ = finished_study
     store = tmp_path / "store"
     study = write_study(tmp_path / "mini.yaml", tiny_study(str(store)))
@@ -101,14 +109,16 @@ def test_killed_run_resumes_to_identical_results(finished_study, tmp_path: Path)
     process.send_signal(signal.SIGKILL)
     process.wait()
     time.sleep(2)  # jobs get SIGTERM from the kernel when their parent dies
-    done = {p.parent.name for p in store.glob("*/*/MANIFEST.json")}
     assert not list(store.glob("reports/*/*/MANIFEST.json"))
-    for folder in store.glob("generations/*"):  # every folder either committed or holds only stale parts
-        assert folder.name in done or not (folder / "MANIFEST.json").exists()
+    assert check_store(Store.from_uri(str(store))) >= 1  # the generate job waited for, and any other done
 
     resumed = run_cli("run", str(study), env={"RPT_CACHE": str(tmp_path / "cache")})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "cached" in resumed.stdout
+    committed = check_store(Store.from_uri(str(store)))
+    gc = run_cli("store", "gc", str(store), "--min-age", "0")  # what the killed attempts left goes
+    assert gc.returncode == 0, gc.stderr
+    assert check_store(Store.from_uri(str(store))) == committed  # and nothing any manifest lists
     columns = ["job", "item_id", "sample_index", "completion", "correct", "reason"]
     pd.testing.assert_frame_equal(scores_of(str(store))[columns], scores_of(str(reference_store))[columns])
 

@@ -11,9 +11,11 @@ import pytest
 from mlflow import MlflowClient
 
 from rpt_transfer import tracking
-from rpt_transfer.errors import RptError
+from rpt_transfer.errors import RptError, TrackingError
 from rpt_transfer.settings import default_artifact_root, default_tracking_uri
+from rpt_transfer.store import FileStore
 from rpt_transfer.tracking import Tracker, experiment_name
+from rpt_transfer.tracking_sync import log_report
 from servers_mlflow import free_port, new_mlflow_db
 
 RESULT = {
@@ -31,8 +33,29 @@ def study() -> str:
 
 
 @pytest.fixture
-def tracker(mlflow_server: str) -> Tracker:
-    return Tracker(mlflow_server)
+def tracker(mlflow_server: str, tmp_path: Path) -> Tracker:
+    return Tracker(mlflow_server, FileStore(tmp_path / "claims-store"))
+
+
+def log_result(
+    tracker: Tracker,
+    *,
+    study: str,
+    job_id: str,
+    run_name: str,
+    params: dict,
+    metrics: dict,
+    tags: dict,
+    parent_run_id: str | None = None,
+) -> str:
+    """What a score job's sync does with the tracker: its run, params, metrics, FINISHED."""
+    run = tracker.job_run(
+        study, job_id, run_name=run_name, run_type="result", tags=tags, parent_run_id=parent_run_id
+    )
+    tracker.log_params(run, job_id, params)
+    tracker.log_metrics(run, metrics)
+    tracker.set_status(run, "FINISHED")
+    return run.info.run_id
 
 
 def _write_report(folder: Path, files: dict[str, str]) -> Path:
@@ -73,8 +96,8 @@ def test_deleted_experiment_is_restored(tracker: Tracker, study: str) -> None:
 
 def test_log_result_is_idempotent_and_nested(tracker: Tracker, study: str) -> None:
     parent = tracker.study_run(study)
-    first = tracker.log_result(study=study, job_id="job-a", parent_run_id=parent, **RESULT)
-    second = tracker.log_result(study=study, job_id="job-a", parent_run_id=parent, **RESULT)
+    first = log_result(tracker, study=study, job_id="job-a", parent_run_id=parent, **RESULT)
+    second = log_result(tracker, study=study, job_id="job-a", parent_run_id=parent, **RESULT)
 
     assert first == second
     results = tracker.find_runs(study, "tags.run_type = 'result'")
@@ -91,27 +114,30 @@ def test_log_result_is_idempotent_and_nested(tracker: Tracker, study: str) -> No
 
 
 def test_different_job_ids_get_different_runs(tracker: Tracker, study: str) -> None:
-    a = tracker.log_result(study=study, job_id="job-a", **RESULT)
-    b = tracker.log_result(study=study, job_id="job-b", **RESULT)
+    a = log_result(tracker, study=study, job_id="job-a", **RESULT)
+    b = log_result(tracker, study=study, job_id="job-b", **RESULT)
 
     assert a != b
     assert {run.info.run_id for run in tracker.find_runs(study)} == {a, b}
     assert [run.info.run_id for run in tracker.find_runs(study, "tags.job_id = 'job-b'")] == [b]
 
 
-def test_changed_param_for_same_job_id_is_an_error(tracker: Tracker, study: str) -> None:
-    tracker.log_result(study=study, job_id="job-a", **RESULT)
+def test_a_param_that_differs_from_the_run_names_the_real_causes(tracker: Tracker, study: str) -> None:
+    log_result(tracker, study=study, job_id="job-a", **RESULT)
     changed = {**RESULT, "params": {**RESULT["params"], "samples": 8}}
 
-    with pytest.raises(RptError, match=r"job-a.*samples: '4' != '8'"):
-        tracker.log_result(study=study, job_id="job-a", **changed)
+    with pytest.raises(TrackingError, match=r"job job-a .*samples: '4' != '8'") as caught:
+        log_result(tracker, study=study, job_id="job-a", **changed)
+    message = str(caught.value)
+    assert "edited, or logged by another rpt-transfer version" in message
+    assert "track sync" in message and "share" not in message and "\n" not in message
 
 
 def test_find_runs_pages_through_all_runs(
     tracker: Tracker, study: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(tracking, "_PAGE_SIZE", 2)
-    ids = {tracker.log_result(study=study, job_id=f"job-{i}", **RESULT) for i in range(3)}
+    ids = {log_result(tracker, study=study, job_id=f"job-{i}", **RESULT) for i in range(3)}
 
     assert {run.info.run_id for run in tracker.find_runs(study)} == ids
     assert tracker.find_runs(f"{study}-never-created") == []
@@ -125,8 +151,8 @@ def test_log_report_replaces_earlier_report(tracker: Tracker, study: str, tmp_pa
     new = _write_report(tmp_path / "new", {"report.md": "# new", "figures/heatmap.png": "png2"})
     client = MlflowClient(tracker.uri)
 
-    tracker.log_report(run_id, old, {"transfer_gap": 0.1})
-    tracker.log_report(run_id, old, {"transfer_gap": 0.1})
+    log_report(tracker, run_id, old, {"transfer_gap": 0.1})
+    log_report(tracker, run_id, old, {"transfer_gap": 0.1})
     assert _artifact_files(client, run_id, "report") == [
         "report/figures/heatmap.png",
         "report/gone.csv",
@@ -134,19 +160,19 @@ def test_log_report_replaces_earlier_report(tracker: Tracker, study: str, tmp_pa
     ]
     assert len(client.get_metric_history(run_id, "transfer_gap")) == 1
 
-    tracker.log_report(run_id, new, {"transfer_gap": 0.2})
+    log_report(tracker, run_id, new, {"transfer_gap": 0.2})
     assert _artifact_files(client, run_id, "report") == ["report/figures/heatmap.png", "report/report.md"]
     downloaded = client.download_artifacts(run_id, "report/report.md", str(tmp_path))
     assert Path(downloaded).read_text() == "# new"
     assert client.get_run(run_id).data.metrics == {"transfer_gap": 0.2}
 
 
-def test_unreachable_server_fails_fast_with_one_line() -> None:
+def test_unreachable_server_fails_fast_with_one_line(tmp_path: Path) -> None:
     uri = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
 
     with pytest.raises(RptError, match="MLFLOW_TRACKING_URI") as caught:
-        Tracker(uri)
+        Tracker(uri, FileStore(tmp_path))
 
     assert time.monotonic() - started < 10
     assert uri in str(caught.value)
@@ -160,13 +186,13 @@ def test_sqlite_defaults_keep_everything_under_the_store(
     new_mlflow_db(tmp_path_factory, store)
     cwd.mkdir()
     monkeypatch.chdir(cwd)
-    tracker = Tracker(default_tracking_uri(store), default_artifact_root(store))
+    tracker = Tracker(default_tracking_uri(store), FileStore(store), default_artifact_root(store))
     parent = tracker.study_run(study)
-    run_id = tracker.log_result(study=study, job_id="job-a", parent_run_id=parent, **RESULT)
-    tracker.log_report(parent, _write_report(tmp_path / "report", {"report.md": "# r"}), {"gap": 0.0})
+    run_id = log_result(tracker, study=study, job_id="job-a", parent_run_id=parent, **RESULT)
+    log_report(tracker, parent, _write_report(tmp_path / "report", {"report.md": "# r"}), {"gap": 0.0})
 
     assert tracker.uri == f"sqlite:///{store.resolve()}/mlflow.db"
-    assert tracker.log_result(study=study, job_id="job-a", parent_run_id=parent, **RESULT) == run_id
+    assert log_result(tracker, study=study, job_id="job-a", parent_run_id=parent, **RESULT) == run_id
     assert len(tracker.find_runs(study)) == 2
     assert list(store.glob(f"mlflow-artifacts/{study}/{parent}/artifacts/report/report.md"))
     assert list(cwd.iterdir()) == []
@@ -174,13 +200,16 @@ def test_sqlite_defaults_keep_everything_under_the_store(
 
 CONCURRENT_JOB = """
 import sys
+from rpt_transfer.store import FileStore
 from rpt_transfer.tracking import Tracker
-uri, study, prefix = sys.argv[1:]
-tracker = Tracker(uri)
+uri, store, study, prefix = sys.argv[1:]
+tracker = Tracker(uri, FileStore(store))
 parent = tracker.study_run(study)
 for i in range(5):
-    tracker.log_result(study=study, job_id=f"{prefix}-{i}", run_name=prefix, params={"i": i},
-                       metrics={"accuracy": i / 10}, tags={}, parent_run_id=parent)
+    run = tracker.job_run(study, f"{prefix}-{i}", run_name=prefix, run_type="result", tags={},
+                          parent_run_id=parent)
+    tracker.log_params(run, run.data.tags["job_id"], {"i": i})
+    tracker.log_metrics(run, {"accuracy": i / 10})
 """
 
 
@@ -191,7 +220,7 @@ def test_two_processes_log_into_one_new_sqlite_file(tmp_path: Path, study: str) 
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     workers = [
         subprocess.Popen(
-            [sys.executable, "-c", CONCURRENT_JOB, uri, study, prefix],
+            [sys.executable, "-c", CONCURRENT_JOB, uri, str(tmp_path / "store"), study, prefix],
             env=env,
             stderr=subprocess.PIPE,
             text=True,
@@ -201,7 +230,7 @@ def test_two_processes_log_into_one_new_sqlite_file(tmp_path: Path, study: str) 
     errors = [worker.communicate(timeout=120)[1] for worker in workers]
 
     assert [worker.returncode for worker in workers] == [0, 0], errors
-    tracker = Tracker(uri)
+    tracker = Tracker(uri, FileStore(tmp_path / "store"))
     results = tracker.find_runs(study, "tags.run_type = 'result'")
     assert sorted(run.data.tags["job_id"] for run in results) == sorted(
         f"{prefix}-{i}" for prefix in "ab" for i in range(5)

@@ -24,19 +24,23 @@ job_app = typer.Typer(no_args_is_help=True, help="Run one job of a plan (what ev
 benchmarks_app = typer.Typer(no_args_is_help=True, help="The benchmark registry.")
 app.add_typer(job_app, name="job")
 app.add_typer(benchmarks_app, name="benchmarks")
-out = Console(highlight=False, soft_wrap=True)
-err = Console(stderr=True, highlight=False, soft_wrap=True)
+store_app = typer.Typer(no_args_is_help=True, help="Look after the store.")
+app.add_typer(store_app, name="store")
+track_app = typer.Typer(no_args_is_help=True, help="MLflow, the view of the store.")
+app.add_typer(track_app, name="track")
+out = Console(highlight=False, soft_wrap=True, emoji=False)  # `:name:` in a user's value stays as written
+err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 StudyArg = Annotated[Path, typer.Argument(help="Study spec (YAML).", show_default=False)]
 
 
 @app.command()
 def validate(study_file: StudyArg) -> None:
-    """Check a study without running anything: every field, benchmark, model reference and the store."""
-    from rpt_transfer.runner import load_and_resolve
+    """Check a study without running or writing anything: every problem `plan` and `run` would hit."""
+    from rpt_transfer.validation import validate_study
 
     try:
-        loaded = load_and_resolve(study_file, check_store=True, write=True)
+        loaded = validate_study(study_file)
     except SpecError as error:
         for line in error.problems:
             err.print(f"error: {line}", markup=False)
@@ -54,7 +58,9 @@ def validate(study_file: StudyArg) -> None:
 @app.command()
 def plan(
     study_file: StudyArg,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the Argo withParam payload.")] = False,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the plan's URI, {id, key} items per stage, each job's deps.")
+    ] = False,
     kind: Annotated[str | None, typer.Option(help="With --json: only this stage's list of items.")] = None,
 ) -> None:
     """Print the study's job DAG and its counts (jobs, prompts, samples)."""
@@ -83,6 +89,15 @@ def plan(
     out.print(table)
     counts = the_plan.counts()
     out.print(", ".join(f"{counts[k]} {k}" for k in (*STAGES, "jobs", "prompts", "samples")))
+
+
+@app.command()
+def prepare(study_file: StudyArg) -> None:
+    """Do everything before the first job (store, spec, plan, MLflow); print only the plan's URI."""
+    from rpt_transfer.runner import prepare as prepare_study
+
+    prepared = prepare_study(study_file, warn=lambda line: err.print(f"warning: {line}", markup=False))
+    sys.stdout.write(prepared.uri + "\n")
 
 
 @app.command()
@@ -127,7 +142,7 @@ def report(
 def job_run(
     job_id: Annotated[str, typer.Argument(help="Job id from the plan.", show_default=False)],
     plan_uri: Annotated[
-        str, typer.Option("--plan", help="plan.json: a path or a store URI.", show_default=False)
+        str, typer.Option("--plan", help="A plan's URI (as `prepare` prints) or a path.", show_default=False)
     ],
 ) -> None:
     """Run one job; exits at once when its manifest already exists."""
@@ -155,6 +170,45 @@ def benchmarks_list() -> None:
     out.print(table)
     for suite, members in SUITES.items():
         out.print(f"suite {suite}: {', '.join(members)}", markup=False)
+
+
+@store_app.command("gc")
+def store_gc(
+    store_uri: Annotated[
+        str | None, typer.Argument(help="Store (default: RPT_STORE, else .rpt/store).", show_default=False)
+    ] = None,
+    min_age: Annotated[str, typer.Option(help="Only objects untouched this long: 24h, 30m, 7d, 0.")] = "24h",
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Say what would go; remove nothing.")] = False,
+) -> None:
+    """Remove job objects that no manifest lists (killed, failed or losing attempts) once old enough."""
+    from rpt_transfer.settings import resolve
+    from rpt_transfer.store import Store
+    from rpt_transfer.store.gc import collect_garbage, parse_duration
+
+    age = parse_duration(min_age)
+    store = Store.from_uri(resolve(store_uri, None).store_uri)
+    store.check_access(write=False)
+    for line in collect_garbage(store, min_age=age, dry_run=dry_run).lines():
+        out.print(line, markup=False)
+
+
+@track_app.command("sync")
+def track_sync(
+    study_file: StudyArg,
+    tracking_uri: Annotated[
+        str | None, typer.Option(help="MLflow to write to (default: the study's, as `run` resolves it).")
+    ] = None,
+) -> None:
+    """Rebuild every MLflow run of the study from the store: parent, train and score runs (idempotent)."""
+    from rpt_transfer.tracking_sync import sync_study_file
+
+    synced = sync_study_file(study_file, tracking_uri)
+    out.print(
+        f"synced study {synced.study} into {synced.tracking_uri}: {synced.train} train and {synced.score} "
+        f"score runs, {synced.points} metric points added, report {'synced' if synced.report else 'not done'}"
+        f"; {synced.not_done} jobs not done; {synced.removed} leftover runs removed",
+        markup=False,
+    )
 
 
 def main() -> None:

@@ -35,3 +35,11 @@ class WriteConflictError(StoreError):
 
 class JobError(RptError):
     """A job could not produce its output (too many failed items, missing inputs)."""
+
+
+class SettingError(RptError):
+    """An environment setting (e.g. RPT_CPUS) has a value that is not accepted."""
+
+
+class TrackingError(RptError):
+    """MLflow holds something that disagrees with the store and must not be papered over (an edited param)."""

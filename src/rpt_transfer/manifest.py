@@ -1,8 +1,11 @@
-"""The manifest protocol: a job's record of its outputs, and the writer that produces it.
+"""The manifest protocol: a job's record of its outputs, and what readers check against it.
 
 A job writes its parts first and ``MANIFEST.json`` last, with one create-if-absent call, so a job is done
-exactly when its manifest exists. Readers trust only the objects a manifest lists, and check each one's
-size and sha256 before use. The storage itself lives in ``store.py``; this module holds what is stored.
+exactly when its manifest exists. Each attempt of a job writes its objects under a folder of its own
+(``<prefix>/<attempt>/<name>``) and the manifest names that attempt, so attempts racing on one job never
+touch each other's objects. Readers trust only the objects a manifest lists, and check each one's size and
+sha256 before use. The storage lives in ``store/``, the writer in ``store/writer.py``; this module holds
+what is stored.
 """
 
 from __future__ import annotations
@@ -10,23 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import platform
+import re
+import secrets
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import PackageNotFoundError, version
-from pathlib import Path
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, BinaryIO, Literal
+from typing import Any, BinaryIO, Literal
 
-from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, PrivateAttr, ValidationError, field_validator, model_validator
 
-from rpt_transfer.errors import ManifestError, StoreError, WriteConflictError
-from rpt_transfer.hashing import canonical_json, sha256_hex
-
-if TYPE_CHECKING:
-    from rpt_transfer.store import Store
+from rpt_transfer.errors import ManifestError, StoreError
 
 MANIFEST_NAME = "MANIFEST.json"
+ATTEMPT_PATTERN = re.compile(r"attempt-\d{8}T\d{6}Z-[0-9a-f]{12}")
+"""Name of an attempt's folder under its job prefix: when it began (UTC), then 48 random bits."""
 CHUNK_SIZE = 8 * 1024 * 1024
 _TRACKED_PACKAGES = ("torch", "transformers", "pyarrow", "mlflow", "boto3")
 
@@ -44,6 +45,16 @@ def key_problem(key: str) -> str | None:
     if any(part in ("", ".", "..") for part in key.split("/")):
         return "has an empty, '.' or '..' segment"
     return None
+
+
+def new_attempt() -> str:
+    """A fresh attempt name: sortable by start time, and unique without asking anyone."""
+    return f"attempt-{datetime.now(UTC):%Y%m%dT%H%M%SZ}-{secrets.token_hex(6)}"
+
+
+def is_attempt(segment: str) -> bool:
+    """Whether one '/'-separated segment of a key names an attempt's folder."""
+    return ATTEMPT_PATTERN.fullmatch(segment) is not None
 
 
 def check_key(key: str, what: str = "key") -> str:
@@ -80,8 +91,11 @@ class Manifest(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    format_version: Literal[1] = 1
-    """Version of this record's layout; readers reject versions they do not know."""
+    format_version: Literal[1, 2] = 2
+    """Version of this record's layout; readers reject versions they do not know.
+
+    1: objects lie directly under the job prefix. 2: under the folder of the attempt that committed.
+    """
     status: Literal["complete"] = "complete"
     """Always "complete": an unfinished job has no manifest at all."""
     job_id: str
@@ -96,9 +110,24 @@ class Manifest(BaseModel):
     """Every object the job wrote, sorted by name; readers trust nothing else under the prefix."""
     created_at: str
     """When the job committed, ISO-8601 UTC."""
+    attempt: str | None = None
+    """The attempt that wrote the objects (format 2): they lie under ``<prefix>/<attempt>/``."""
 
     _location: str = PrivateAttr(default="")
     """Where the manifest lies in its store, for messages; not stored."""
+
+    @model_validator(mode="after")
+    def _attempt_matches_format(self) -> Manifest:
+        if self.format_version == 1 and self.attempt is not None:
+            raise ValueError("a format 1 manifest names no attempt")
+        if self.format_version == 2 and not (self.attempt and is_attempt(self.attempt)):
+            raise ValueError(f"attempt {self.attempt!r} is not an attempt name like {new_attempt()!r}")
+        return self
+
+    def stored_name(self, name: str) -> str:
+        """Where a listed object lies relative to the job prefix (its attempt folder, in format 2)."""
+        info = self.object(name)
+        return f"{self.attempt}/{info.name}" if self.attempt else info.name
 
     def object(self, name: str) -> ObjectInfo:
         """Return the listed object called name; raise ManifestError if the job did not write it."""
@@ -195,83 +224,3 @@ def verify(info: ObjectInfo, size: int, sha256: str, where: str) -> None:
         raise ManifestError(f"object {where} has {size} bytes, its manifest lists {info.size}")
     if sha256 != info.sha256:
         raise ManifestError(f"object {where} has sha256 {sha256}, its manifest lists {info.sha256}")
-
-
-class ObjectWriter:
-    """Writes one job's objects under its prefix, then commits the manifest that makes the job done.
-
-    Use it as a context manager (``with store.begin(...) as writer:``): if the block raises, nothing is
-    committed and the parts stay untrusted; if it ends normally, the writer commits unless the block
-    already called ``commit()``.
-    """
-
-    def __init__(self, store: Store, prefix: str, *, job_id: str, kind: str, inputs: dict[str, Any]) -> None:
-        canonical_json(inputs)  # inputs must be plain JSON; fail here rather than at commit
-        self.store = store
-        self.prefix = prefix
-        self._job_id = job_id
-        self._kind = kind
-        self._inputs = inputs
-        self._objects: dict[str, ObjectInfo] = {}
-        self._manifest: Manifest | None = None
-
-    def __enter__(self) -> ObjectWriter:
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        if exc_type is None and self._manifest is None:
-            self.commit()
-
-    def put_bytes(self, name: str, data: bytes) -> None:
-        """Write one object from memory."""
-        key = self._key(name)
-        self.store.write_bytes(key, data)
-        self._objects[name] = ObjectInfo(name=name, sha256=sha256_hex(data), size=len(data))
-
-    def put_file(self, name: str, path: Path) -> None:
-        """Stream one local file into the store, hashing it on the way, so checkpoints never sit in memory."""
-        key = self._key(name)
-        with Path(path).open("rb") as source:
-            reader = HashingReader(source)
-            self.store.write_stream(key, reader)
-        self._objects[name] = ObjectInfo(name=name, sha256=reader.sha256, size=reader.size)
-
-    def put_dir(self, src: Path, under: str = "") -> None:
-        """Write every file under src, named by its path relative to src (prefixed by ``under/``)."""
-        src = Path(src)
-        if not src.is_dir():
-            raise StoreError(f"cannot upload {src}: not a folder")
-        for path in sorted(p for p in src.rglob("*") if p.is_file()):
-            relative = path.relative_to(src).as_posix()
-            self.put_file(f"{under.strip('/')}/{relative}" if under.strip("/") else relative, path)
-
-    def commit(self) -> Manifest:
-        """Write MANIFEST.json last, create-if-absent; raise WriteConflictError if another writer won."""
-        if self._manifest is not None:
-            raise RuntimeError(f"job {self._job_id} at {self.prefix} is already committed")
-        manifest = Manifest(
-            job_id=self._job_id,
-            kind=self._kind,
-            inputs=self._inputs,
-            software=software_versions(),
-            objects=sorted(self._objects.values(), key=lambda info: info.name),
-            created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        )
-        key = f"{self.prefix}/{MANIFEST_NAME}"
-        if not self.store.create_exclusive(key, manifest.to_json()):
-            raise WriteConflictError(
-                f"job {self._job_id} was committed by another writer first: {self.store.key_uri(key)} exists"
-            )
-        manifest._location = self.store.key_uri(key)
-        self._manifest = manifest
-        return manifest
-
-    def _key(self, name: str) -> str:
-        if self._manifest is not None:
-            raise RuntimeError(f"job {self._job_id} at {self.prefix} is committed; it takes no more objects")
-        check_key(name, "object name")
-        if name == MANIFEST_NAME:
-            raise StoreError(f"object name {MANIFEST_NAME!r} is reserved for the manifest")
-        return f"{self.prefix}/{name}"

@@ -11,8 +11,11 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from rpt_transfer import benchmarks
 from rpt_transfer.benchmarks import BenchmarkSpec
-from rpt_transfer.errors import PlanError
-from rpt_transfer.hashing import short_hash
+from rpt_transfer.benchmarks.sources import NoData
+from rpt_transfer.errors import PlanError, RptError
+from rpt_transfer.generation.base import backend_version
+from rpt_transfer.hashing import canonical_json, sha256_hex, short_hash
+from rpt_transfer.revisions import Resolver, is_commit, resolve_benchmark, resolve_model
 from rpt_transfer.scoring import get_scorer
 from rpt_transfer.spec import InterventionalStudy, ModelSpec, ObservationalStudy, PairSpec
 from rpt_transfer.training.config import TrainSpec
@@ -23,9 +26,13 @@ STAGES: tuple[JobKind, ...] = ("pretrain", "train", "generate", "score", "aggreg
 TINY_TRAINER_VERSION = "1"
 RPT_TRAINER_VERSION = "1"
 """Version of our mapping onto the trainer backends (algorithms, rewards, checkpoints); in train job ids."""
-REPORT_VERSION = "2"
-"""Version of the report (tables, statistics, warnings); in aggregate ids, so a stored report is redone."""
-PLAN_FORMAT = 1
+REPORT_VERSION = "3"
+"""Version of the report (tables, statistics, warnings); in aggregate ids, so a stored report is redone.
+3: the report folder holds `metrics.json` (headline metrics), so `track sync` rebuilds the parent run."""
+PLAN_FORMAT = 2
+"""Plan file format; 2 added `spec` (the key of the spec file the plan was made from)."""
+CONTENT_KEY_LENGTH = 16
+"""Hex digits of sha256 in the store keys of plans and specs (as in job ids)."""
 
 
 class Job(BaseModel):
@@ -48,20 +55,22 @@ class Job(BaseModel):
 
 
 class Plan(BaseModel):
-    """The jobs of one study in dependency order, as stored at `studies/<study>/plan.json`."""
+    """The jobs of one study in dependency order, stored once and for good at `Plan.key` in the store."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    format_version: Literal[1] = PLAN_FORMAT
+    format_version: Literal[1, 2] = PLAN_FORMAT
     """Plan file format."""
     study: str
     """Study name."""
     spec_sha: str
     """Hash of the canonical spec the plan was made from."""
+    spec: str | None = None
+    """Store key of the spec file the plan was made from (`studies/<study>/specs/<sha>.yaml`)."""
     store: str
-    """Store root URI every job reads and writes."""
+    """Store root URI as the planning machine reached it; a job's `RPT_STORE` overrides it."""
     tracking_uri: str | None
-    """MLflow tracking URI, None when tracking is off."""
+    """MLflow tracking URI as planned, None when off; a job's `MLFLOW_TRACKING_URI` overrides it."""
     jobs: list[Job]
     """Jobs, each after all of its dependencies."""
 
@@ -89,28 +98,48 @@ class Plan(BaseModel):
         }
 
     def fanout(self, store_uri: str | None = None) -> dict[str, Any]:
-        """The payload an Argo `withParam` fan-out consumes: per stage, small items of id and store key."""
+        """What an Argo workflow needs to fan out: the plan's URI, small `{id, key}` items per stage, deps.
+
+        `deps` gives every job's dependencies by id; some lie within one stage (a tiny model built on
+        another), so a stage's items are listed dependencies first.
+        """
         return {
             "study": self.study,
-            "plan": f"{(store_uri or self.store).rstrip('/')}/{plan_key(self.study)}",
+            "plan": f"{(store_uri or self.store).rstrip('/')}/{self.key}",
             "stages": {
                 kind: [{"id": j.id, "key": j.key} for j in self.jobs if j.kind == kind] for kind in STAGES
             },
+            "deps": {job.id: job.deps for job in self.jobs},
         }
 
     def to_json(self) -> str:
-        """Stable JSON text for the store."""
-        return self.model_dump_json(indent=1)
+        """Canonical JSON (sorted keys, no spaces): the same plan gives the same bytes on every machine."""
+        return canonical_json(self.model_dump(mode="json"))
+
+    @property
+    def key(self) -> str:
+        """Store key of this plan: named by the hash of its own text, so it never has to change."""
+        return plan_key(self.study, content_digest(self.to_json().encode()))
 
 
-def plan_key(study: str) -> str:
-    """Store key of a study's plan."""
-    return f"studies/{study}/plan.json"
+def content_digest(data: bytes) -> str:
+    """The hash that names a content-keyed object (plan or spec) in the store."""
+    return sha256_hex(data)[:CONTENT_KEY_LENGTH]
 
 
-def spec_key(study: str) -> str:
-    """Store key of a study's spec as it was last run."""
-    return f"studies/{study}/spec.yaml"
+def plan_key(study: str, digest: str) -> str:
+    """Store key of the plan whose text hashes to `digest`; written once, never changed."""
+    return f"studies/{study}/plans/{digest}.json"
+
+
+def spec_key(study: str, digest: str) -> str:
+    """Store key of the spec file whose bytes hash to `digest`; written once, never changed."""
+    return f"studies/{study}/specs/{digest}.yaml"
+
+
+def latest_plan_key(study: str) -> str:
+    """Store key of the study's one mutable object: the key of its most recently prepared plan."""
+    return f"studies/{study}/latest-plan"
 
 
 def load_plan(text: str, source: str) -> Plan:
@@ -139,12 +168,33 @@ def make_job(
 
 
 class _Planner:
-    """Builds jobs for one study, memoising model builds so each model is made once."""
+    """Builds jobs for one study, memoising model builds so each model is made once.
+
+    Hub branches and tags (models, and datasets without a pinned revision) are resolved to commits here,
+    each distinct one once per plan; ids carry the commit, the context the name the spec wrote.
+    """
 
     def __init__(self, study: ObservationalStudy | InterventionalStudy) -> None:
         self.study = study
         self.jobs: dict[str, Job] = {}
         self.model_refs: dict[str, tuple[dict[str, Any], list[str]]] = {}
+        self.hub = Resolver()
+        self.benchmarks: dict[str, BenchmarkSpec] = {}
+
+    def bench_identity(self, bench: BenchmarkSpec, options: dict[str, Any] | None = None) -> dict[str, Any]:
+        """A benchmark's identity for job ids, with unpinned Hub datasets at their current commits."""
+        if bench.name not in self.benchmarks:
+            self.benchmarks[bench.name] = resolve_benchmark(self.hub, bench)
+        try:
+            return self.benchmarks[bench.name].identity(options)
+        except NoData as err:
+            leave_out = f"or leave {bench.name} out of the study's benchmarks"
+            raise PlanError(f"benchmark {bench.name}: {err}; {leave_out}") from None
+
+    def revision_context(self, name: str, key: str = "model_revision") -> dict[str, str]:
+        """The revision a Hub model's spec names (branch, tag or commit), for people; ids carry the commit."""
+        model = self.study.models.get(name)
+        return {key: model.revision} if model is not None and model.hub and model.revision else {}
 
     def add(self, job: Job) -> Job:
         self.jobs.setdefault(job.id, job)
@@ -174,10 +224,15 @@ class _Planner:
         study = self.study
         assert isinstance(study, InterventionalStudy)
         base_ref, deps = self.model_ref(study.base)
+        try:
+            data = data_identity(run.data)
+        except RptError as err:  # the file is read here: name the spec field that points at it
+            field = "path" if run.data.path is not None else "benchmark"
+            raise PlanError(f"train[{study.train.index(run)}].data.{field}: {err}") from None
         inputs = {
             "base": base_ref,
             "prompt_mode": self.prompt_mode(study.base),
-            "data": data_identity(run.data),
+            "data": data,
             "algorithm": run.algorithm,
             "hyperparameters": study.hyper_for(run).model_dump(mode="json"),
             "seed": run.seed,
@@ -187,7 +242,9 @@ class _Planner:
             "study": study.study,
             "model": run.name,
             "base_model": study.base,
+            **self.revision_context(study.base, "base_revision"),
             "domain": run.domain,
+            "data": run.data.path or f"{run.data.benchmark} (training split)",
             "tags": {
                 "model": run.name,
                 "role": "train",
@@ -201,13 +258,16 @@ class _Planner:
 
     def _resolve(self, name: str, model: ModelSpec) -> tuple[dict[str, Any], list[str]]:
         if model.hub is not None:
-            return {"hub": model.hub, "revision": model.revision}, []
+            assert model.revision is not None
+            moving = [n for n, m in self.study.models.items() if m.hub and not is_commit(m.revision)]
+            commit = resolve_model(self.hub, name, model.hub, model.revision, moving)
+            return {"hub": model.hub, "revision": commit}, []
         if model.path is not None:
             return {"store_path": model.path}, []
         assert model.tiny is not None
         recipe = model.tiny.model_dump(exclude={"init", "corpus"})
         corpus = {
-            b: {"benchmark": benchmarks.get_benchmark(b).identity(), "count": n}
+            b: {"benchmark": self.bench_identity(benchmarks.get_benchmark(b)), "count": n}
             for b, n in sorted(model.tiny.corpus.items())
         }
         init_ref, deps = (None, [])
@@ -230,10 +290,11 @@ class _Planner:
         ref, model_deps = self.model_ref(name)
         sampling = self.study.sampling_for(bench.name, bench.repeats)
         options = self.study.benchmark_options.get(bench.name)
-        identity = bench.identity(options)
+        identity = self.bench_identity(bench, options)
         size = bench.size(self.study.limit, options)
         shards = min(self.study.resources.shards, size) or 1
         context = {"study": self.study.study, "model": name, "benchmark": bench.name}
+        context |= self.revision_context(name)
         generate_ids = []
         for shard in range(shards):
             start, stop = shard * size // shards, (shard + 1) * size // shards
@@ -245,6 +306,7 @@ class _Planner:
                 "sampling": sampling.model_dump(mode="json"),
                 "shard": {"index": shard, "count": shards, "start": start, "stop": stop},
                 "backend": self.study.resources.backend,
+                "backend_version": backend_version(self.study.resources.backend),  # engines: recorded only
             }
             shard_context = {**context, "items": stop - start, "batch_size": self.study.resources.batch_size}
             generate_ids.append(

@@ -1,9 +1,9 @@
 """What `rpt-transfer report` does: re-render reports from the store, without scoring anything again.
 
-The plan is the stored one (`studies/<study>/plan.json`), the numbers are the score parquet files of
-its finished score jobs, and the analysis is the aggregate job's own (`jobs.aggregate` readers and
-`analysis.write_report`), so a re-rendered report shows the numbers the job would. Several studies give
-one report each plus a side-by-side comparison (`analysis.compare`).
+The plan is the study's current one in the store (`current_plan`: the plan `prepare` wrote last), the
+numbers are the score parquet files of its finished score jobs, and the analysis is the aggregate job's
+own (`jobs.aggregate` readers and `analysis.write_report`), so a re-rendered report shows the numbers the
+job would. Several studies give one report each plus a side-by-side comparison (`analysis.compare`).
 """
 
 import os
@@ -15,8 +15,8 @@ from rpt_transfer.analysis.report import ReportResult, write_report
 from rpt_transfer.errors import RptError
 from rpt_transfer.hashing import short_hash
 from rpt_transfer.jobs.aggregate import evaluation_settings, read_scores, study_pairs, study_provenance
-from rpt_transfer.plan import Plan, load_plan, plan_key
-from rpt_transfer.runner import load_and_resolve
+from rpt_transfer.plan import Plan
+from rpt_transfer.runner import current_plan, load_and_resolve
 from rpt_transfer.store import Store
 
 RENDERED = "rendered"
@@ -70,17 +70,11 @@ def render_reports(study_files: list[Path], out_dir: Path | None) -> Rendered:
 
 def _load(path: Path) -> tuple[Plan, Store, list[str]]:
     """The stored plan of the study in `path`, its store, and warnings about how it was found."""
-    spec = load_and_resolve(path, check_store=False)
-    store, study = spec.store, spec.study.study
-    key = plan_key(study)
-    if not store.exists(key):
-        raise RptError(
-            f"{path}: study {study!r} has no plan in store {store.uri} ({key}); "
-            f"run `rpt-transfer run {path}` first"
-        )
-    plan = load_plan(store.read_bytes(key).decode(), store.key_uri(key))
+    spec = load_and_resolve(path, check_store=False, runnable=False)
+    store = spec.store
+    plan = current_plan(store, spec.study.study)
     warnings = []
-    if plan.spec_sha != spec.plan().spec_sha:
+    if plan.spec_sha != short_hash(spec.study.model_dump(mode="json")):  # as make_plan; no Hub needed
         warnings.append(
             f"the stored plan was made from another version of {path} (or of rpt-transfer); the report "
             "shows the stored plan's jobs (run the study again to bring it up to date)"

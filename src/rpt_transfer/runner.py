@@ -1,7 +1,9 @@
-"""What the CLI's study commands do: load and resolve a study, plan it, run it, point at the results."""
+"""What the CLI's study commands do: load and resolve a study, plan and prepare it, run it, show results."""
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.table import Table
@@ -9,11 +11,27 @@ from rich.table import Table
 from rpt_transfer import benchmarks, settings
 from rpt_transfer.benchmarks import BenchmarkSpec
 from rpt_transfer.benchmarks.sources import UNPINNED, DatasetSource, data_root
-from rpt_transfer.errors import PlanError
 from rpt_transfer.executors import JobState, LocalExecutor, Outcome
-from rpt_transfer.plan import STAGES, Plan, load_plan, make_plan, plan_key, spec_key
+from rpt_transfer.plan import STAGES, Plan, content_digest, make_plan, spec_key
+from rpt_transfer.plan_store import current_plan, publish_plan, put_once, read_plan
 from rpt_transfer.spec import InterventionalStudy, ObservationalStudy, load_study
 from rpt_transfer.store import Store
+from rpt_transfer.training.data import stage_inputs
+from rpt_transfer.validation import open_store
+
+if TYPE_CHECKING:
+    from rpt_transfer.tracking import Tracker
+
+__all__ = [
+    "Loaded",
+    "Prepared",
+    "RunResult",
+    "current_plan",
+    "load_and_resolve",
+    "prepare",
+    "read_plan",
+    "run_study",
+]
 
 
 @dataclass
@@ -27,29 +45,38 @@ class Loaded:
     benchmarks: list[BenchmarkSpec]
     warnings: list[str] = field(default_factory=list)
 
-    def plan(self) -> Plan:
-        """The study's plan against this store."""
-        return make_plan(self.study, self.store.uri, self.settings.tracking_uri)
+    def plan(self, spec_bytes: bytes | None = None) -> Plan:
+        """The study's plan against this store; it names the spec's content key (default: the file now)."""
+        data = self.path.read_bytes() if spec_bytes is None else spec_bytes
+        made = make_plan(self.study, self.store.uri, self.settings.tracking_uri)
+        return made.model_copy(update={"spec": spec_key(made.study, content_digest(data))})
 
 
-def load_and_resolve(path: Path, *, check_store: bool, write: bool = True) -> Loaded:
-    """Load the spec, apply settings layers, and optionally check the store can be reached (and written)."""
-    study = load_study(path)
+def load_and_resolve(path: Path, *, check_store: bool, write: bool = True, runnable: bool = True) -> Loaded:
+    """Load the spec, apply settings layers, and optionally check the store can be reached (and written).
+
+    `runnable` (for `validate`, `plan`, `run`) also refuses a backend or trainer this installation lacks;
+    `report`, which only reads results made elsewhere, turns it off.
+    """
+    study = load_study(path, runnable=runnable)
     resolved = settings.resolve(study.store, study.tracking_uri)
-    store = Store.from_uri(resolved.store_uri)
+    store = open_store(path, resolved)
     if check_store:
         store.check_access(write=write)
     warnings = [
-        f"models.{name}: revision {model.revision!r} is not a 40-hex commit; results are cached under "
-        "that name and go stale when it moves"
+        f"models.{name}: revision {model.revision!r} is not a 40-hex commit; planning resolves it to the "
+        "commit it points at now (which needs the Hub), so jobs change when it moves"
         for name, model in study.models.items()
         if not model.pinned()
     ]
     if data_root() is None:
         warnings += [
-            f"benchmark {bench.name}: {bench.source.hf_id} has no pinned revision; the Hub branch can move"
+            f"benchmark {bench.name}: {bench.source.hf_id} has no pinned revision; planning resolves its "
+            "default branch to a commit (which needs the Hub), so jobs change when it moves"
             for bench in benchmarks.expand(study.benchmarks)
-            if isinstance(bench.source, DatasetSource) and bench.source.revision == UNPINNED
+            if isinstance(bench.source, DatasetSource)
+            and bench.source.revision == UNPINNED
+            and bench.source.hub_datasets()
         ]
     root = store.local_path()
     if resolved.tracking_uri is None and "none" not in resolved.tracking_from:
@@ -62,23 +89,35 @@ def load_and_resolve(path: Path, *, check_store: bool, write: bool = True) -> Lo
     return Loaded(path, study, resolved, store, benchmarks.expand(study.benchmarks), warnings)
 
 
-def read_plan(uri: str) -> Plan:
-    """A plan from a local path or a store URI; refuses a plan stored under another study's name."""
-    if "://" in uri and not uri.startswith("file://"):
-        root, _, name = uri.rpartition("/")
-        text = Store.from_uri(root).read_bytes(name).decode()
-    else:
-        path = Path(uri.removeprefix("file://"))
-        if not path.is_file():
-            raise PlanError(
-                f"{uri}: no such plan file; `rpt-transfer run` writes it to studies/<study>/plan.json"
-            )
-        text = path.read_text(encoding="utf-8")
-    the_plan = load_plan(text, uri)
-    parts = uri.rstrip("/").split("/")
-    if len(parts) >= 3 and parts[-3] == "studies" and parts[-2] != the_plan.study:
-        raise PlanError(f"{uri}: holds the plan of study {the_plan.study!r}, not {parts[-2]!r}")
-    return the_plan
+@dataclass(frozen=True)
+class Prepared:
+    """What `prepare` wrote: the plan, its URI in the store (what every job is given), and the store."""
+
+    plan: Plan
+    uri: str
+    store: Store
+
+
+def prepare(path: Path, warn: Callable[[str], None] = lambda _: None) -> Prepared:
+    """Everything before the first job: check the store, write spec and plan, create MLflow's experiment.
+
+    Nothing is written before the spec has loaded and planned without error, so a bad spec leaves the store
+    as it was. Repeating it costs nothing: the same spec gives the same plan URI and no new object.
+    """
+    loaded = load_and_resolve(path, check_store=False)
+    spec_bytes = path.read_bytes()
+    for warning in loaded.warnings:
+        warn(warning)
+    plan, store = loaded.plan(spec_bytes), loaded.store
+    store.check_access(write=True)
+    tracker = _tracker(plan, store)  # connects now: an unreachable server fails before anything is written
+    stage_inputs(plan, store)  # training files into the store under their sha256, before a plan names them
+    assert plan.spec is not None
+    put_once(store, plan.spec, spec_bytes)
+    uri = publish_plan(store, plan)
+    if tracker is not None:
+        tracker.study_run(plan.study)  # parent run exists before jobs log into it in parallel
+    return Prepared(plan, uri, store)
 
 
 @dataclass
@@ -91,32 +130,25 @@ class RunResult:
 
 
 def run_study(path: Path, *, workers: int, console: Console) -> RunResult:
-    """Write spec and plan to the store, run every job not yet done, and summarise."""
-    loaded = load_and_resolve(path, check_store=True, write=True)
-    for warning in loaded.warnings:
-        console.print(f"warning: {warning}", markup=False)
-    plan, store = loaded.plan(), loaded.store
-    store.write_bytes(spec_key(plan.study), path.read_bytes())
-    store.write_bytes(plan_key(plan.study), plan.to_json().encode())
-    pending = [job for job in plan.jobs if not store.is_done(job.key)]
-    if pending and plan.tracking_uri is not None:
-        _prepare_tracking(plan, store)
+    """Prepare the study (as `rpt-transfer prepare` does), run every job not yet done, and summarise."""
+    prepared = prepare(path, warn=lambda line: console.print(f"warning: {line}", markup=False))
+    plan, store = prepared.plan, prepared.store
     root = store.local_path()
     log_dir = (root / "logs" / plan.study) if root is not None else Path(".rpt/logs") / plan.study
     executor = LocalExecutor(store, workers=workers, log_dir=log_dir, console=console)
-    executor.submit(plan, store.key_uri(plan_key(plan.study)))
+    executor.submit(plan, prepared.uri)
     outcomes = executor.wait()
     failed = any(o.state in (JobState.FAILED, JobState.BLOCKED) for o in outcomes)
     return RunResult(_summary(plan, outcomes), _pointers(plan, store, failed), failed)
 
 
-def _prepare_tracking(plan: Plan, store: Store) -> None:
-    """Create the experiment and parent run once, before jobs log into them in parallel."""
-    from rpt_transfer.tracking import Tracker
+def _tracker(plan: Plan, store: Store) -> "Tracker | None":
+    """MLflow as the plan names it (None when off); imports mlflow only when tracking is on."""
+    if plan.tracking_uri is None:
+        return None
+    from rpt_transfer.tracking import open_tracker
 
-    assert plan.tracking_uri is not None
-    root = store.local_path()
-    Tracker(plan.tracking_uri, settings.default_artifact_root(root) if root else None).study_run(plan.study)
+    return open_tracker(plan.tracking_uri, store)
 
 
 def _summary(plan: Plan, outcomes: list[Outcome]) -> Table:
@@ -142,9 +174,7 @@ def _pointers(plan: Plan, store: Store, failed: bool) -> list[str]:
             "some jobs failed: their logs are named above; fix the cause and run the same command again"
         )
     if store.is_done(aggregate.key):
-        root = store.local_path()
-        report = root / aggregate.key / "report.html" if root is not None else store.key_uri(aggregate.key)
-        lines.append(f"report: {report}")
+        lines.append(f"report: {store.object_location(aggregate.key, 'report.html')}")
     if plan.tracking_uri is not None:
         if plan.tracking_uri.startswith("sqlite:"):
             lines.append(

@@ -46,3 +46,28 @@ def default_tracking_uri(store_root: Path) -> str:
 def default_artifact_root(store_root: Path) -> str:
     """Artifact folder next to the default database; without it MLflow writes `./mlruns` in the cwd."""
     return (Path(store_root).resolve() / "mlflow-artifacts").as_uri()
+
+
+def in_job(store_uri: str, tracking_uri: str | None) -> tuple[str, str | None]:
+    """The store and MLflow a running job uses: the job's environment first, then what the plan recorded.
+
+    A plan records the addresses of the machine that planned it (a laptop's port-forward, a local path); a
+    pod reaches the same store and server by other names, so `RPT_STORE` and `MLFLOW_TRACKING_URI` win here.
+    Tracking the plan turned off stays off (`none` in the environment turns it off too), and the default
+    SQLite file inside a local store moves with the store. The local executor clears both variables for its
+    jobs, so there the plan's own addresses hold.
+    """
+    env_store = os.environ.get(STORE_ENV)
+    store = env_store or store_uri
+    if tracking_uri is None:
+        return store, None
+    env_tracking = os.environ.get(TRACKING_ENV)
+    if env_tracking:
+        return store, None if env_tracking == NO_TRACKING else env_tracking
+    if env_store:
+        from rpt_transfer.store import Store
+
+        old_root, new_root = Store.from_uri(store_uri).local_path(), Store.from_uri(store).local_path()
+        if old_root is not None and tracking_uri == default_tracking_uri(old_root):
+            return store, None if new_root is None else default_tracking_uri(new_root)
+    return store, tracking_uri

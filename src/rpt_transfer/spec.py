@@ -1,7 +1,9 @@
 """The study spec: what a user writes in STUDY.yaml, as strict pydantic models.
 
 Every model forbids unknown keys, so a misspelt field fails at load time with its file and dotted path
-instead of being ignored. `load_study` reports every problem at once.
+instead of being ignored. `load_study` reports every problem at once: field problems first, then (on a
+spec whose fields are sound) the checks that span fields (`spec_checks`) and, for commands that plan or
+run, whether this installation can run its backend and trainer (`runnable`).
 """
 
 import re
@@ -11,21 +13,20 @@ from typing import Annotated, Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from rpt_transfer import benchmarks
-from rpt_transfer.benchmarks import Domain, SyntheticSource
-from rpt_transfer.errors import RptError, SpecError
+from rpt_transfer.benchmarks import Domain
+from rpt_transfer.errors import SpecError
 from rpt_transfer.generation.base import PromptMode, SamplingParams
-from rpt_transfer.training.config import (
-    TrainData,
-    TrainerName,
-    TrainHyper,
-    TrainSpec,
-    check_hyper,
-    merged_hyper,
-)
+from rpt_transfer.spec_checks import cross_check, non_finite, one_line, pydantic_line
+from rpt_transfer.training.config import TrainerName, TrainHyper, TrainSpec, merged_hyper
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
+SEED_MAX = 2**32 - 1
+"""Largest seed of a tiny model: numpy (under TRL and transformers) takes no larger one."""
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's safe loader where PyYAML has it (seven times faster), else PyYAML's own: plain data only."""
+BackendName = Literal["hf", "vllm"]
+"""Generation backends the spec language names; `runnable` asks the registry which this installation has."""
 
 
 class _Strict(BaseModel):
@@ -39,7 +40,7 @@ class TinyRecipe(_Strict):
     """Benchmark name -> number of training examples drawn from its generator (with a training seed)."""
     steps: int = Field(ge=1, le=100_000)
     """Optimiser steps."""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=SEED_MAX)
     """Seed for weights, corpus sampling and batch order."""
     init: str | None = None
     """Name of another tiny model in this study to continue from, instead of fresh weights."""
@@ -122,7 +123,7 @@ class Resources(_Strict):
     """Generation jobs per (model, benchmark); items are split into contiguous shards."""
     gpus_per_job: int = Field(default=0, ge=0, le=8)
     """GPUs each generation job requests on a cluster (0 locally)."""
-    backend: Literal["hf", "vllm"] = "hf"
+    backend: BackendName = "hf"
     """Generation backend: `hf` (transformers, CPU or one GPU) or `vllm` (GPU cluster)."""
     batch_size: int = Field(default=16, ge=1, le=4096)
     """Prompts per forward batch for the `hf` backend."""
@@ -198,8 +199,12 @@ class _StudyFile(BaseModel):
     study: Study
 
 
-def load_study(path: Path | str) -> ObservationalStudy | InterventionalStudy:
-    """Read and check a study file; every problem is reported at once in one SpecError."""
+def load_study(path: Path | str, *, runnable: bool = False) -> ObservationalStudy | InterventionalStudy:
+    """Read and check a study file; every problem is reported at once in one SpecError.
+
+    With `runnable`, a backend or trainer that this installation cannot run is a problem too (`validate`,
+    `plan` and `run` ask for it; reading back the spec of a study run elsewhere does not).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
@@ -207,179 +212,46 @@ def load_study(path: Path | str) -> ObservationalStudy | InterventionalStudy:
         raise SpecError(f"{path}: no such study file") from None
     except (OSError, UnicodeDecodeError) as err:
         raise SpecError(f"{path}: cannot read the study file ({err})") from None
-    return parse_study(text, str(path))
+    return parse_study(text, str(path), runnable=runnable)
 
 
-def parse_study(text: str, source: str = "<string>") -> ObservationalStudy | InterventionalStudy:
+def parse_study(
+    text: str, source: str = "<string>", *, runnable: bool = False
+) -> ObservationalStudy | InterventionalStudy:
     """Check study YAML text; `source` names the file in messages (specs read back from the store too)."""
     data = _parse_yaml(text, source)
+    infinite = dict(non_finite(data))
     try:
         study = _StudyFile.model_validate({"study": data}).study
     except ValidationError as err:
-        raise _spec_error(source, [_pydantic_line(e) for e in err.errors()]) from None
-    problems = cross_check(study)
+        lines = [pydantic_line(e) for e in err.errors()]
+        problems = list(infinite.values()) + [line for where, line in lines if where not in infinite]
+        raise problems_error(source, problems) from None
+    problems = list(infinite.values()) + cross_check(study)
+    if runnable:
+        from rpt_transfer.runnable import study_problems
+
+        problems += study_problems(study)
     if problems:
-        raise _spec_error(source, problems)
+        raise problems_error(source, problems)
     return study
-
-
-def cross_check(study: ObservationalStudy | InterventionalStudy) -> list[str]:
-    """Checks that span fields: names that must refer to models, benchmarks and tiny-model lineage."""
-    problems: list[str] = []
-    known_benchmarks: set[str] = set()
-    for index, name in enumerate(study.benchmarks):
-        try:
-            known_benchmarks |= {b.name for b in benchmarks.expand([name])}
-        except RptError as err:
-            problems.append(f"benchmarks[{index}]: {err}")
-    for name in study.overrides:
-        if name not in known_benchmarks:
-            problems.append(
-                f"overrides.{name}: not a benchmark of this study; accepted: {_names(known_benchmarks)}"
-            )
-    problems += _check_models(study)
-    if isinstance(study, ObservationalStudy):
-        for index, pair in enumerate(study.pairs):
-            for role in ("rpt", "base"):
-                if getattr(pair, role) not in study.models:
-                    problems.append(
-                        f"pairs[{index}].{role}: unknown model {getattr(pair, role)!r}; "
-                        f"accepted: {_names(study.models)}"
-                    )
-        names = [pair.name for pair in study.pairs]
-        problems += [
-            f"pairs: duplicate pair name {n!r}" for n in sorted({n for n in names if names.count(n) > 1})
-        ]
-    else:
-        problems += _check_training(study)
-    return problems
-
-
-def _check_training(study: InterventionalStudy) -> list[str]:
-    problems = []
-    if study.base not in study.models:
-        problems.append(f"base: unknown model {study.base!r}; accepted: {_names(study.models)}")
-    names = [run.name for run in study.train]
-    problems += [f"train: duplicate run name {n!r}" for n in sorted({n for n in names if names.count(n) > 1})]
-    for index, run in enumerate(study.train):
-        where = f"train[{index}]"
-        if run.name in study.models:
-            problems.append(f"{where}.name: {run.name!r} is already a model in `models`; pick another name")
-        problems += check_hyper(study.training, run.hyperparameters, f"{where}.hyperparameters")
-        problems += _check_train_data(run.data, f"{where}.data")
-    return problems
-
-
-def _check_train_data(data: TrainData, where: str) -> list[str]:
-    if data.benchmark is not None:
-        try:
-            bench = benchmarks.get_benchmark(data.benchmark)
-        except RptError as err:
-            return [f"{where}.benchmark: {err}"]
-        if not isinstance(bench.source, SyntheticSource):
-            synthetic = [b.name for b in benchmarks.ALL_BENCHMARKS if isinstance(b.source, SyntheticSource)]
-            return [
-                f"{where}.benchmark: {bench.name} has no training split (its items are test data); "
-                f"accepted: a synthetic benchmark ({_names(synthetic)}) or a `path` to a training set"
-            ]
-        return []
-    from rpt_transfer.scoring import SCORERS
-
-    problems = []
-    if data.scorer not in SCORERS:
-        problems.append(f"{where}.scorer: unknown scorer {data.scorer!r}; accepted: {_names(SCORERS)}")
-    if data.path is not None and "://" not in data.path and not Path(data.path).is_file():
-        problems.append(
-            f"{where}.path: no such file {data.path!r}; accepted: a JSONL file of id, prompt, reference"
-        )
-    return problems
-
-
-def _check_options(study: ObservationalStudy | InterventionalStudy, known: set[str]) -> list[str]:
-    problems = []
-    for name, options in study.benchmark_options.items():
-        if name not in known:
-            continue
-        try:
-            benchmarks.get_benchmark(name).parse_options(options)
-        except ValidationError as err:
-            for error in err.errors():
-                problems.append(f"benchmark_options.{name}.{_pydantic_line(error, strip=0)}")
-        except ValueError as err:
-            problems.append(f"benchmark_options.{name}: {err}")
-    return problems
-
-
-def _check_models(study: ObservationalStudy | InterventionalStudy) -> list[str]:
-    problems: list[str] = []
-    for name, model in study.models.items():
-        if model.tiny is None:
-            continue
-        for corpus_name in model.tiny.corpus:
-            try:
-                benchmarks.get_benchmark(corpus_name)
-            except RptError as err:
-                problems.append(f"models.{name}.tiny.corpus.{corpus_name}: {err}")
-        init = model.tiny.init
-        if init is not None and (init not in study.models or study.models[init].tiny is None):
-            tiny_names = [n for n, m in study.models.items() if m.tiny is not None and n != name]
-            problems.append(
-                f"models.{name}.tiny.init: {init!r} is not a tiny model; accepted: {_names(tiny_names)}"
-            )
-    if not problems:
-        problems += _init_cycles(study)
-    return problems
-
-
-def _init_cycles(study: ObservationalStudy | InterventionalStudy) -> list[str]:
-    for start in study.models:
-        seen, current = {start}, study.models[start]
-        while current.tiny is not None and current.tiny.init is not None:
-            if current.tiny.init in seen:
-                return [f"models.{start}.tiny.init: models initialise from each other in a cycle"]
-            seen.add(current.tiny.init)
-            current = study.models[current.tiny.init]
-    return []
-
-
-def _names(names: Any) -> str:
-    return ", ".join(sorted(names)) or "(none)"
 
 
 def _parse_yaml(text: str, name: str) -> Any:
     try:
-        data = yaml.safe_load(text)
+        data = yaml.load(text, Loader=_YAML_LOADER)
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(err, "problem", None) or "invalid YAML"
-        raise SpecError(f"{name}: malformed YAML{where}: {problem}") from None
+        raise SpecError(f"{name}: malformed YAML{where}: {one_line(problem)}") from None
     if not isinstance(data, dict):
         raise SpecError(f"{name}: expected a mapping with `study`, `kind`, `models`, ... at the top level")
     return data
 
 
-def _pydantic_line(error: Any, strip: int = 1) -> str:
-    loc = list(error["loc"][strip:])  # drop the wrapper field, then the union's tag
-    if loc and loc[0] in ("observational", "interventional"):
-        loc = loc[1:]
-    where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in loc).lstrip(".") or "(top level)"
-    message = error["msg"]
-    if error["type"] == "extra_forbidden":
-        message = "unknown field"
-    elif error["type"] == "union_tag_invalid" or error["type"] == "union_tag_not_found":
-        message = "`kind` must be `observational` or `interventional`"
-        where = "kind"
-    given = error.get("input")
-    shown = (
-        ""
-        if error["type"] in ("missing", "extra_forbidden") or isinstance(given, dict)
-        else f" (got {given!r})"
-    )
-    return f"{where}: {message}{shown}"
-
-
-def _spec_error(source: str, problems: list[str]) -> SpecError:
-    lines = [f"{source}: {problem}" for problem in problems]
+def problems_error(source: str, problems: list[str]) -> SpecError:
+    """One SpecError for problems of one file: each a line `source: field: problem`, the first its message."""
+    lines = [one_line(p if p.startswith(f"{source}: ") else f"{source}: {p}") for p in problems]
     more = f" (and {len(lines) - 1} more problems)" if len(lines) > 1 else ""
     return SpecError(lines[0] + more, problems=lines)

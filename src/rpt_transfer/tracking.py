@@ -1,36 +1,38 @@
-"""MLflow conventions: one experiment per study, one parent run per study, one run per score job.
+"""MLflow conventions: one experiment per study, one parent run per study, one run per train or score job.
 
-MLflow is a view of the store, so every call here is idempotent: a run is found again by its tags
-before one is created, and re-running a job updates its run instead of adding another. Only
-`MlflowClient` is used, never the fluent API, so nothing depends on a process-global active run.
+MLflow is a view of the store, so every call here is idempotent: the run of a job is found again through
+its claim in the store (`tracking_claims`), params are only ever added, metrics only where they changed
+(results) or are missing (per-step histories). Only `MlflowClient` is used, never the fluent API, so nothing
+depends on a process-global active run. What each run holds is decided in `tracking_runs`; rebuilding every
+run of a study from the store is `tracking_sync`.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import ssl
 import sys
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
-from pathlib import Path
+import uuid
+from collections.abc import Sequence
 from typing import Any
 
 from mlflow import MlflowClient
-from mlflow.entities import LifecycleStage, Metric, Param, Run, RunStatus, RunTag
-from mlflow.environment_variables import MLFLOW_TRACKING_INSECURE_TLS, MLFLOW_TRACKING_SERVER_CERT_PATH
+from mlflow.entities import Experiment, LifecycleStage, Metric, Param, Run, RunStatus, RunTag
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
-from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
-from rpt_transfer.errors import RptError
+from rpt_transfer.errors import RptError, TrackingError
+from rpt_transfer.store import Store
+from rpt_transfer.tracking_claims import CLAIM_TAG, PENDING, UID_TAG, RunClaims, claims_prefix
+from rpt_transfer.tracking_connect import check_reachable, exclusive, sqlite_lock_path
 
 EXPERIMENT_PREFIX = "rpt-transfer/"
 PARENT_TAG = "mlflow.parentRunId"
-HEALTH_TIMEOUT_S = 5.0
 _PAGE_SIZE = 1000
+_MAX_METRICS, _MAX_TAGS = 1000, 100
+"""MLflow's limits per `log_batch` call: metrics, and params or tags."""
+Step = tuple[int, dict[str, float]]
+"""One training step: its number and its metrics."""
 
 
 def experiment_name(study: str) -> str:
@@ -38,209 +40,252 @@ def experiment_name(study: str) -> str:
     return f"{EXPERIMENT_PREFIX}{study}"
 
 
-class Tracker:
-    """Idempotent MLflow logging for one tracking URI (a server or a SQLite file)."""
+def open_tracker(tracking_uri: str, store: Store) -> Tracker:
+    """The tracker jobs and `track sync` use: claims in `store`; artifacts beside a local store's SQLite."""
+    from rpt_transfer.settings import default_artifact_root
 
-    def __init__(self, tracking_uri: str, artifact_root: str | None = None) -> None:
+    root = store.local_path()
+    return Tracker(tracking_uri, store, default_artifact_root(root) if root is not None else None)
+
+
+class Tracker:
+    """Idempotent MLflow logging for one tracking URI (a server or a SQLite file), claims in one store."""
+
+    def __init__(self, tracking_uri: str, store: Store, artifact_root: str | None = None) -> None:
         """Connect to `tracking_uri`; fail in seconds, not minutes, when a server is unreachable.
 
         Args:
             tracking_uri: `http(s)://...` for a server, `sqlite:///...` for a local file.
+            store: The store that holds the claims naming each job's run (see `tracking_claims`).
             artifact_root: where experiments created by this tracker keep their artifacts, one
                 folder per study; when None, the server (or MLflow's `./mlruns` default) decides.
         """
         if tracking_uri.startswith(("http://", "https://")):
-            _check_reachable(tracking_uri)
+            check_reachable(tracking_uri)
         self.uri = tracking_uri
         self._artifact_root = artifact_root
-        self._lock_path = _sqlite_lock_path(tracking_uri)
-        with self._exclusive():
+        self._lock_path = sqlite_lock_path(tracking_uri)
+        with exclusive(self._lock_path):
             # MLflow creates and migrates a SQLite schema on first connect; two processes doing
             # that at once break the migration (alembic: "expected to match one row").
-            self._client = MlflowClient(tracking_uri=tracking_uri)
+            self.client = MlflowClient(tracking_uri=tracking_uri)
+        self._claims = RunClaims(store, self.client)
 
-    def experiment_id(self, study: str) -> str:
+    def experiment(self, study: str) -> Experiment:
         """Find or create the study's experiment; restore it if someone deleted it in the UI."""
-        name = experiment_name(study)
-        experiment = self._client.get_experiment_by_name(name)
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
         if experiment is None:
             return self._create_experiment(study)
         if experiment.lifecycle_stage == LifecycleStage.DELETED:
             # A deleted experiment still owns its name, so creating a new one would fail.
-            self._client.restore_experiment(experiment.experiment_id)
-        return experiment.experiment_id
+            self.client.restore_experiment(experiment.experiment_id)
+        return experiment
+
+    def experiment_id(self, study: str) -> str:
+        """The id of the study's experiment (created if missing)."""
+        return self.experiment(study).experiment_id
 
     def study_run(self, study: str, tags: dict[str, str] | None = None) -> str:
         """Find or create the study's parent run, which holds the report; return its run id."""
-        experiment_id = self.experiment_id(study)
         own = {"run_type": "study", "study": study}
-
-        def create() -> str:
-            run_id = self._client.create_run(experiment_id, tags=own, run_name=study).info.run_id
-            # Nothing stays attached to the parent run, so it must not show as running forever.
-            self._finish(run_id)
-            return run_id
-
-        run = self._find_or_create(experiment_id, _tag_filter(own), create)
-        self._client.log_batch(run.info.run_id, tags=_run_tags({**(tags or {}), **own}))
-        return run.info.run_id
-
-    def log_result(
-        self,
-        *,
-        study: str,
-        job_id: str,
-        run_name: str,
-        params: dict[str, Any],
-        metrics: dict[str, float],
-        tags: dict[str, str],
-        parent_run_id: str | None = None,
-    ) -> str:
-        """Log one job's result to the run tagged with its job id, creating that run only if missing.
-
-        Raises:
-            RptError: the run already holds one of `params` with another value, so two different
-                jobs share this job id.
-        """
-        run = self._job_run(study, job_id, run_name, tags, parent_run_id, run_type="result")
-        run_id = run.info.run_id
-        self._client.log_batch(
-            run_id, metrics=_changed_metrics(run, metrics), params=_new_params(run, job_id, params)
-        )
+        run = self._claimed_run(study, "study", own, study, {**(tags or {}), **own})
         if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
-            self._finish(run_id)
-        return run_id
-
-    def training_run(
-        self,
-        *,
-        study: str,
-        job_id: str,
-        run_name: str,
-        params: dict[str, Any],
-        tags: dict[str, str],
-        parent_run_id: str | None = None,
-    ) -> str:
-        """The run of a train job (found again by its job id, so a resumed job continues it), RUNNING.
-
-        Step metrics follow through `log_step`; `finish_run` closes it.
-        """
-        run = self._job_run(study, job_id, run_name, tags, parent_run_id, run_type="train")
-        self._client.log_batch(run.info.run_id, params=_new_params(run, job_id, params))
-        if run.info.status != RunStatus.to_string(RunStatus.RUNNING):
-            self._client.update_run(run.info.run_id, status=RunStatus.to_string(RunStatus.RUNNING))
+            self._finish(run.info.run_id)  # nothing stays attached to it: it must not show as running
         return run.info.run_id
 
-    def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
-        """One training step's metrics, at that step of each metric's history."""
-        now = int(time.time() * 1000)
-        self._client.log_batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
-
-    def finish_run(self, run_id: str, metrics: dict[str, float] | None = None, failed: bool = False) -> None:
-        """Close a run with its final metrics, FINISHED or FAILED."""
-        if metrics:
-            self.log_step(run_id, 0, metrics)
-        status = RunStatus.FAILED if failed else RunStatus.FINISHED
-        with contextlib.redirect_stdout(sys.stderr):
-            self._client.set_terminated(run_id, RunStatus.to_string(status))
-
-    def _job_run(
+    def job_run(
         self,
         study: str,
         job_id: str,
+        *,
         run_name: str,
-        tags: dict[str, str],
-        parent_run_id: str | None,
         run_type: str,
+        tags: dict[str, str],
+        parent_run_id: str | None = None,
     ) -> Run:
-        """Find (by job id) or create the run of one job, with its tags and name brought up to date."""
-        experiment_id = self.experiment_id(study)
+        """The one run of a job (claimed in the store), with its tags and name brought up to date."""
         all_tags = {**tags, "job_id": job_id, "study": study, "run_type": run_type}
         if parent_run_id is not None:
             all_tags[PARENT_TAG] = parent_run_id
+        return self._claimed_run(study, job_id, {"job_id": job_id}, run_name, all_tags)
 
-        def create() -> str:
-            return self._client.create_run(experiment_id, tags=all_tags, run_name=run_name).info.run_id
+    def log_params(self, run: Run, job_id: str, params: dict[str, Any]) -> None:
+        """Add the params the run lacks; a different value already logged is a TrackingError.
 
-        run = self._find_or_create(experiment_id, _tag_filter({"job_id": job_id}), create)
-        self._client.log_batch(run.info.run_id, tags=_run_tags(all_tags))
-        if run.info.run_name != run_name:
-            self._client.update_run(run.info.run_id, name=run_name)
-        return run
+        Params are derived from a job's inputs only (`tracking_runs`), and the job id hashes those, so a
+        clash cannot come from two jobs or from a rename: the run was edited, or logged by a version of
+        rpt-transfer that derived a param differently.
+        """
+        wanted = {key: str(value) for key, value in params.items()}
+        self._check_params(run, job_id, wanted)
+        missing = [Param(k, v) for k, v in wanted.items() if k not in run.data.params]
+        try:
+            self._batch(run.info.run_id, params=missing)
+        except MlflowException:
+            # A concurrent writer of this run (two syncs) may have logged them between our read and write:
+            # the server refuses a param key twice, even with the same value.
+            now = self.client.get_run(run.info.run_id)
+            self._check_params(now, job_id, wanted)
+            if not wanted.keys() <= now.data.params.keys():
+                raise
 
-    def log_report(
-        self, run_id: str, report_dir: Path, metrics: dict[str, float], artifact_path: str = "report"
-    ) -> None:
-        """Mirror a report folder as the run's artifacts, replacing any earlier report, plus metrics."""
-        if not Path(report_dir).is_dir():
-            raise RptError(f"report folder {report_dir} does not exist or is not a folder")
-        run = self._client.get_run(run_id)
-        if self._client.list_artifacts(run_id, artifact_path):
-            # Uploading overwrites files of the same name but keeps files only an older report had.
-            repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=self.uri)
-            repo.delete_artifacts(artifact_path)
-        self._client.log_artifacts(run_id, str(report_dir), artifact_path)
-        self._client.log_batch(run_id, metrics=_changed_metrics(run, metrics))
+    def _check_params(self, run: Run, job_id: str, wanted: dict[str, str]) -> None:
+        """Refuse a run that holds one of `wanted` with another value (see `log_params`)."""
+        logged = run.data.params
+        clashes = [f"{k}: {logged[k]!r} != {v!r}" for k, v in wanted.items() if logged.get(k, v) != v]
+        if clashes:
+            raise TrackingError(
+                f"MLflow run {run.info.run_id} of job {job_id} in {self.uri} holds params that differ from "
+                f"what this rpt-transfer derives from the job's inputs ({'; '.join(clashes)}): the run was "
+                "edited, or logged by another rpt-transfer version; delete that run in MLflow and run "
+                "`rpt-transfer track sync STUDY.yaml` to rebuild it from the store"
+            )
+
+    def log_metrics(self, run: Run, metrics: dict[str, float]) -> None:
+        """Results at step 0, only where the latest value differs, so repeats add no points.
+
+        A point's time is one every writer of the run computes alike (the run's start, or just after the
+        key's newest point), so two writers logging the same value at once log one point, not two.
+        """
+        points = []
+        for key, value in metrics.items():
+            if run.data.metrics.get(key) == float(value):
+                continue
+            when = run.info.start_time
+            if key in run.data.metrics:  # a new value: after the old ones, so it is the latest
+                when = 1 + max(p.timestamp for p in self.client.get_metric_history(run.info.run_id, key))
+            points.append(Metric(key, float(value), when, 0))
+        self._batch(run.info.run_id, metrics=points)
+
+    def logged_steps(self, run: Run) -> dict[str, set[int]]:
+        """Per metric, the steps its history already holds."""
+        return {
+            key: {point.step for point in self.client.get_metric_history(run.info.run_id, key)}
+            for key in run.data.metrics
+        }
+
+    def log_history(self, run: Run, steps: Sequence[Step], timestamps: Sequence[int] | None = None) -> int:
+        """Add each (metric, step) point the run's history lacks; return how many were added."""
+        have = self.logged_steps(run)
+        times = timestamps or [int(time.time() * 1000)] * len(steps)
+        missing = [
+            Metric(key, float(value), when, step)
+            for (step, metrics), when in zip(steps, times, strict=True)
+            for key, value in metrics.items()
+            if step not in have.get(key, set())
+        ]
+        self._batch(run.info.run_id, metrics=missing)
+        return len(missing)
+
+    def log_step(self, run_id: str, step: int, metrics: dict[str, float]) -> None:
+        """One training step's metrics, at that step of each metric's history (live, while training)."""
+        now = int(time.time() * 1000)
+        self._batch(run_id, metrics=[Metric(k, float(v), now, step) for k, v in metrics.items()])
+
+    def set_status(self, run: Run, status: str) -> None:
+        """Set "RUNNING", "FINISHED" or "FAILED", unless the run is there already."""
+        if run.info.status == status:
+            return
+        if status == RunStatus.to_string(RunStatus.RUNNING):
+            self.client.update_run(run.info.run_id, status=status)
+        else:
+            with contextlib.redirect_stdout(sys.stderr):  # MLflow prints a "View run" link
+                self.client.set_terminated(run.info.run_id, status)
 
     def find_runs(self, study: str, filter_string: str = "") -> list[Run]:
         """Return the active runs of the study's experiment that match `filter_string`, if any."""
-        experiment = self._client.get_experiment_by_name(experiment_name(study))
+        experiment = self.client.get_experiment_by_name(experiment_name(study))
         if experiment is None:
             return []
         return self._search(experiment.experiment_id, filter_string)
 
-    def _create_experiment(self, study: str) -> str:
+    def claimed_run_id(self, study: str, name: str) -> str | None:
+        """The run id the newest claim of a job (or "study") names, whether or not it is still active."""
+        return self._claims.latest(claims_prefix(study, self.experiment(study), name))[1]
+
+    def get_run(self, run_id: str) -> Run:
+        """The run as the server holds it now."""
+        return self.client.get_run(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        """Delete a run (MLflow keeps it in the trash until `mlflow gc`)."""
+        self.client.delete_run(run_id)
+
+    def _claimed_run(self, study: str, name: str, own: dict[str, str], run_name: str, tags: dict) -> Run:
+        """The claimed run of `name`, adopting an older run tagged `own`; tags and name brought up to date."""
+        experiment = self.experiment(study)
+        experiment_id = experiment.experiment_id
+        prefix = claims_prefix(study, experiment, name)
+
+        def adopt() -> Run | None:
+            found = self._search(experiment_id, _tag_filter(own))
+            return found[0] if found else None
+
+        def create() -> str:
+            pending = {CLAIM_TAG: PENDING}
+            return self.client.create_run(experiment_id, tags=pending, run_name=PENDING).info.run_id
+
+        with exclusive(self._lock_path):
+            run = self._claims.run_for(prefix, adopt, create)
+        wanted = {**tags, CLAIM_TAG: prefix}
+        changed = {k: str(v) for k, v in wanted.items() if run.data.tags.get(k) != str(v)}
+        self.set_tags(run.info.run_id, changed)
+        if run.info.run_name != run_name:
+            self.client.update_run(run.info.run_id, name=run_name)
+        return self.client.get_run(run.info.run_id) if changed else run
+
+    def _batch(self, run_id: str, metrics: Sequence[Metric] = (), params: Sequence[Param] = ()) -> None:
+        """`log_batch` within MLflow's limits per call."""
+        for start in range(0, len(metrics), _MAX_METRICS):
+            self.client.log_batch(run_id, metrics=list(metrics[start : start + _MAX_METRICS]))
+        for start in range(0, len(params), _MAX_TAGS):
+            self.client.log_batch(run_id, params=list(params[start : start + _MAX_TAGS]))
+
+    def set_tags(self, run_id: str, tags: dict[str, str], tries: int = 3) -> None:
+        """Set tags, however many writers set the same ones at once.
+
+        The server inserts a tag it has not seen, so two writers adding one at once make one of them fail
+        (a unique-key error); the tag is then there, and only what is still missing is written again.
+        """
+        for attempt in range(tries):
+            batch = [RunTag(key, value) for key, value in tags.items()]
+            try:
+                for start in range(0, len(batch), _MAX_TAGS):
+                    self.client.log_batch(run_id, tags=batch[start : start + _MAX_TAGS])
+                return
+            except MlflowException:
+                now = self.client.get_run(run_id).data.tags
+                tags = {key: value for key, value in tags.items() if now.get(key) != value}
+                if not tags:
+                    return
+                if attempt == tries - 1:
+                    raise
+
+    def _create_experiment(self, study: str) -> Experiment:
         """Create the study's experiment, or return the one a concurrent process just created."""
         name = experiment_name(study)
         location = f"{self._artifact_root.rstrip('/')}/{study}" if self._artifact_root else None
         try:
-            return self._client.create_experiment(name, artifact_location=location)
+            self.client.create_experiment(name, artifact_location=location, tags={UID_TAG: uuid.uuid4().hex})
         except MlflowException as err:
             # Lost a race with another job that created it between our lookup and our create.
             if err.error_code != ErrorCode.Name(RESOURCE_ALREADY_EXISTS):
                 raise
-        experiment = self._client.get_experiment_by_name(name)
+        experiment = self.client.get_experiment_by_name(name)
         assert experiment is not None, f"{name} reported as existing but not found"
-        return experiment.experiment_id
-
-    def _find_or_create(self, experiment_id: str, filter_string: str, create: Callable[[], str]) -> Run:
-        """Return the oldest run matching the filter, creating one if there is none.
-
-        On a SQLite file, processes take turns, so two jobs never both create. A server has no such
-        lock: there each process looks again after creating and deletes its own run if an older one
-        exists, which removes most but not all duplicates from a race.
-        """
-        with self._exclusive():
-            found = self._search(experiment_id, filter_string)
-            if found:
-                return found[0]
-            created = create()
-        winner = self._search(experiment_id, filter_string)[0]
-        if winner.info.run_id != created:
-            self._client.delete_run(created)
-        return winner
-
-    @contextlib.contextmanager
-    def _exclusive(self) -> Iterator[None]:
-        """Hold the SQLite file's lock (all processes on this machine); no-op for a server."""
-        if self._lock_path is None:
-            yield
-            return
-        with self._lock_path.open("a") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-            yield
+        return experiment
 
     def _finish(self, run_id: str) -> None:
         """Mark a run FINISHED; MLflow prints a "View run" link, which belongs on stderr, not stdout."""
         with contextlib.redirect_stdout(sys.stderr):
-            self._client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
+            self.client.set_terminated(run_id, RunStatus.to_string(RunStatus.FINISHED))
 
     def _search(self, experiment_id: str, filter_string: str) -> list[Run]:
         """Every active run matching the filter, oldest first, across all result pages."""
         runs: list[Run] = []
         token: str | None = None
         while True:
-            page = self._client.search_runs(
+            page = self.client.search_runs(
                 [experiment_id], filter_string, max_results=_PAGE_SIZE, page_token=token
             )
             runs.extend(page)
@@ -249,71 +294,9 @@ class Tracker:
                 return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
 
 
-def _sqlite_lock_path(uri: str) -> Path | None:
-    """Name a lock file next to a SQLite database; None for other backends."""
-    if not uri.startswith("sqlite:///"):
-        return None
-    db_path = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
-    db_path.parent.mkdir(parents=True, exist_ok=True)
-    return db_path.with_name(f"{db_path.name}.lock")
-
-
-def _check_reachable(uri: str) -> None:
-    """Probe `<uri>/health` once, because MLflow's own client retries for minutes before failing."""
-    url = f"{uri.rstrip('/')}/health"
-    try:
-        with urllib.request.urlopen(url, timeout=HEALTH_TIMEOUT_S, context=_ssl_context()):
-            return
-    except urllib.error.HTTPError as err:
-        # Any answer below 500 means a server is there (it may want auth); 5xx is a proxy without MLflow.
-        if err.code < 500:
-            return
-        reason = f"HTTP {err.code}"
-    except OSError as err:  # refused, timed out, unknown host, TLS failure
-        reason = str(getattr(err, "reason", err)) or type(err).__name__
-    raise RptError(
-        f"MLflow tracking server {uri} is unreachable ({reason}); start it, or set MLFLOW_TRACKING_URI "
-        "to a reachable http(s):// server or a sqlite:/// file"
-    )
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """Honour MLflow's own TLS settings, so the probe agrees with the client that follows it."""
-    context = ssl.create_default_context(cafile=MLFLOW_TRACKING_SERVER_CERT_PATH.get())
-    if MLFLOW_TRACKING_INSECURE_TLS.get():
-        context.check_hostname = False
-        context.verify_mode = ssl.CERT_NONE
-    return context
-
-
 def _tag_filter(tags: dict[str, str]) -> str:
     """Build a search filter matching every given tag exactly."""
     for key, value in tags.items():
         if "'" in value or "'" in key:
             raise RptError(f"tag {key}={value!r} contains a single quote, which MLflow filters cannot match")
     return " AND ".join(f"tags.{key} = '{value}'" for key, value in tags.items())
-
-
-def _run_tags(tags: dict[str, str]) -> list[RunTag]:
-    return [RunTag(key, str(value)) for key, value in tags.items()]
-
-
-def _new_params(run: Run, job_id: str, params: dict[str, Any]) -> list[Param]:
-    """Return the params the run lacks; MLflow refuses to change a logged one, so a change is fatal."""
-    wanted = {key: str(value) for key, value in params.items()}
-    logged = run.data.params
-    clashes = [f"{k}: {logged[k]!r} != {v!r}" for k, v in wanted.items() if k in logged and logged[k] != v]
-    if clashes:
-        raise RptError(
-            f"MLflow run {run.info.run_id} for job {job_id} already has other values for params "
-            f"({'; '.join(clashes)}): two different jobs share job id {job_id}, or the run was edited; "
-            "a job id must hash every input"
-        )
-    return [Param(key, value) for key, value in wanted.items() if key not in logged]
-
-
-def _changed_metrics(run: Run, metrics: dict[str, float]) -> list[Metric]:
-    """Metrics whose latest value differs, so a re-run adds no duplicate points to the history."""
-    now = int(time.time() * 1000)
-    latest = run.data.metrics
-    return [Metric(k, float(v), now, 0) for k, v in metrics.items() if latest.get(k) != float(v)]

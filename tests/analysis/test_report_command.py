@@ -10,7 +10,7 @@ import pytest
 from conftest import tiny_study, write_study
 from rpt_transfer.cli import main
 from rpt_transfer.jobs.rows import SCORE_SCHEMA, to_parquet
-from rpt_transfer.plan import plan_key
+from rpt_transfer.plan_store import publish_plan
 from rpt_transfer.runner import load_and_resolve
 
 ITEMS, SAMPLES = 4, 2
@@ -21,7 +21,7 @@ def stored_study(tmp_path: Path, name: str, *, finish: int | None = None, rpt_ri
     spec = write_study(tmp_path / f"{name}.yaml", tiny_study(str(tmp_path / f"{name}-store"), study=name))
     loaded = load_and_resolve(spec, check_store=False)
     plan, store = loaded.plan(), loaded.store
-    store.write_bytes(plan_key(plan.study), plan.to_json().encode())
+    publish_plan(store, plan)
     scores = [job for job in plan.jobs if job.kind == "score"]
     for job in scores[:finish]:
         model, benchmark = job.context["model"], job.context["benchmark"]

@@ -72,6 +72,20 @@ def test_matrix_comes_from_the_same_item_scores() -> None:
     )
 
 
+def test_paired_tests_do_not_depend_on_the_order_of_rows() -> None:
+    """Permutation p-values draw sign flips per item position: items must be in a fixed order first."""
+    rng = np.random.default_rng(1)
+    base = rng.integers(0, 2, size=(40, 4)).tolist()
+    rpt = rng.integers(0, 2, size=(40, 4)).tolist()
+    scores = pd.DataFrame(rows("base", "arith", "math", base) + rows("m", "arith", "math", rpt))
+    pairs = PAIRS[:1]
+    expected = paired_tests(scores, pairs)
+    assert (expected["test"] == "permutation").all()
+    for seed in range(3):
+        shuffled = scores.sample(frac=1.0, random_state=seed).reset_index(drop=True)
+        pd.testing.assert_frame_equal(paired_tests(shuffled, pairs), expected)
+
+
 def cmh_by_hand(tables: list[list[list[float]]]) -> tuple[float, float]:
     """Mantel-Haenszel odds ratio and the uncorrected CMH chi-square p-value, written out."""
     from scipy.stats import chi2

@@ -1,22 +1,17 @@
 """Aider Polyglot records, items, options and references from the local copy."""
 
 import json
-import os
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
+from conftest import BENCHMARK_DATA, needs_benchmark_data
 from rpt_transfer.benchmarks.polyglot import BENCHMARK, LANGUAGES, SIZES, read_hub
 from rpt_transfer.benchmarks.sources import DATA_ENV
 from rpt_transfer.errors import RptError
 
-DATA = Path(
-    os.environ.get(DATA_ENV) or Path(__file__).resolve().parents[2].parent / "shared" / "data" / "benchmarks"
-)
-needs_data = pytest.mark.skipif(
-    not (DATA / "polyglot").is_dir(), reason=f"no Polyglot data at {DATA}/polyglot (set {DATA_ENV})"
-)
+DATA = BENCHMARK_DATA
+needs_data = needs_benchmark_data("polyglot")
 
 
 @pytest.fixture(autouse=True)

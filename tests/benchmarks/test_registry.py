@@ -5,13 +5,12 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BENCHMARK_DATA
+from conftest import benchmark_data
 from rpt_transfer.benchmarks import ALL_BENCHMARKS, DOMAINS, SUITES, expand, get_benchmark
 from rpt_transfer.benchmarks.sources import DATA_ENV, DatasetSource
 from rpt_transfer.errors import UnknownBenchmark
 from rpt_transfer.scoring import get_scorer
 
-SHARED_DATA = BENCHMARK_DATA
 NAMES = [bench.name for bench in ALL_BENCHMARKS]
 
 
@@ -27,12 +26,9 @@ def test_static_contract(name: str) -> None:
 
 @pytest.fixture
 def local_data(monkeypatch: pytest.MonkeyPatch) -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(
-            f"benchmark data not found at {SHARED_DATA} (set {DATA_ENV} to run the real-data contract)"
-        )
-    monkeypatch.setenv(DATA_ENV, str(SHARED_DATA))
-    return SHARED_DATA
+    root = benchmark_data()
+    monkeypatch.setenv(DATA_ENV, str(root))
+    return root
 
 
 def gold_completion(scorer: str, reference: str) -> str:

@@ -137,3 +137,32 @@ def test_bad_model_path_is_a_user_error(tmp_path: Path) -> None:
 def test_generation_import_is_light() -> None:
     code = "import sys, rpt_transfer.generation; assert not {'torch', 'transformers'} & set(sys.modules)"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_engine_versions_name_the_libraries_device_and_dtype(raw: HFBackend) -> None:
+    import platform
+
+    import torch
+    import transformers
+
+    assert raw.engine_versions() == {
+        "backend": "hf@1",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "device": f"cpu ({platform.machine()})",
+        "dtype": "float32",
+    }
+
+
+def test_cpu_threads_follow_available_cpus(model_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """torch's default is every core of the node; in a pod it must be the pod's CPUs (here RPT_CPUS)."""
+    import torch
+
+    previous = torch.get_num_threads()
+    monkeypatch.setenv("RPT_CPUS", "1")
+    try:
+        torch.set_num_threads(previous + 1)
+        HFBackend(model_dir, "raw", device="cpu")
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(previous)

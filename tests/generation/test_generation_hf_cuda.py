@@ -111,3 +111,10 @@ def test_memory_and_throughput_of_a_larger_model(tmp_path: Path) -> None:
     weights = 2 * parameters
     kv_cache = 2 * 12 * 1024 * 2 * 32 * (128 + 64)  # k and v, layers, width, bf16, batch, positions
     assert peak < 3 * (weights + kv_cache) + (256 << 20)
+
+
+def test_engine_versions_name_the_gpu_and_cuda(cuda: HFBackend) -> None:
+    engine = cuda.engine_versions()
+    assert engine["device"] == torch.cuda.get_device_name(0)
+    assert engine["cuda"] == torch.version.cuda
+    assert engine["dtype"] == "bfloat16"

@@ -9,9 +9,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from mlflow import MlflowClient
 
 from conftest import CLI, REPO, run_cli
 from rpt_transfer.errors import JobError
+from rpt_transfer.jobs.train_metrics import METRICS_FILE, from_jsonl
+from rpt_transfer.settings import default_tracking_uri
+from rpt_transfer.store import Store
 from rpt_transfer.training.data import read_jsonl
 from rpt_transfer.training.rewards import MIN_SAMPLES_BEFORE_STOP, ScorerReward
 
@@ -106,6 +110,7 @@ def test_train_killed_midway_resumes_from_its_last_checkpoint(tmp_path: Path) ->
         time.sleep(0.2)
     os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+    killed_at = time.time() * 1000
     (train_job,) = [p.name for p in store.glob("training/*")]
     assert not (store / "checkpoints" / train_job / "MANIFEST.json").exists()
     saved = sorted(p.parent.name for p in store.glob(f"training/{train_job}/step-*/MANIFEST.json"))
@@ -118,6 +123,15 @@ def test_train_killed_midway_resumes_from_its_last_checkpoint(tmp_path: Path) ->
     assert {"config.json", "model.safetensors", "tokenizer.json"} <= {o["name"] for o in manifest["objects"]}
     assert not list(store.glob(f"training/{train_job}/*/MANIFEST.json"))  # resume area removed
     assert "optimizer.pt" not in {o["name"] for o in manifest["objects"]}  # trainer state stays behind
+    steps = from_jsonl(Store.from_uri(str(store)).read_object(f"checkpoints/{train_job}", METRICS_FILE))
+    assert [row.step for row in steps] == list(range(1, 41))  # every step exactly once
+    resumed_from = int(saved[-1].removeprefix("step-"))
+    assert all((row.timestamp < killed_at) == (row.step <= resumed_from) for row in steps)  # kept, not redone
+    client = MlflowClient(default_tracking_uri(store))
+    experiment = client.get_experiment_by_name("rpt-transfer/train-mini")
+    (run,) = client.search_runs([experiment.experiment_id], "tags.run_type = 'train'")
+    history = client.get_metric_history(run.info.run_id, "loss")
+    assert sorted(point.step for point in history) == list(range(1, 41))  # MLflow too: each step once
 
 
 def test_a_tampered_base_checkpoint_fails_the_train_job_with_one_line(tmp_path: Path) -> None:
@@ -135,7 +149,7 @@ def test_a_tampered_base_checkpoint_fails_the_train_job_with_one_line(tmp_path: 
     env = {"RPT_CACHE": str(tmp_path / "cache")}
     first = run_cli("job", "run", pretrain.id, "--plan", str(path), env=env)
     assert first.returncode == 0, first.stderr[-2000:]
-    weights = store / pretrain.key / "model.safetensors"
+    weights = Path(Store.from_uri(str(store)).object_location(pretrain.key, "model.safetensors"))
     weights.write_bytes(weights.read_bytes()[:-8] + b"tampered")
     result = run_cli("job", "run", train.id, "--plan", str(path), env=env)
     assert result.returncode == 2

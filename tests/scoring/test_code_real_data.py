@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BENCHMARK_DATA
+from conftest import BENCHMARK_DATA, benchmark_data
 from rpt_transfer.benchmarks import bigcodebench, livecodebench, mbpp
 from rpt_transfer.scoring import code, sandbox
 
@@ -21,10 +21,7 @@ DATA = BENCHMARK_DATA
 
 
 def data_file(relative: str) -> Path:
-    path = DATA / relative
-    if not path.exists():
-        pytest.skip(f"benchmark data not found at {path} (set RPT_BENCHMARK_DATA to the benchmarks folder)")
-    return path
+    return benchmark_data(relative)
 
 
 @pytest.fixture(scope="module")

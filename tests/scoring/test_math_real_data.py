@@ -1,7 +1,8 @@
 """Every real gold answer scores 1 in the formats models write it in, and another item's gold scores 0.
 
 The data are the real benchmark files (read-only, never copied into the repo); without them these tests
-skip. Set RPT_BENCHMARK_DATA to the folder holding gsm8k/, math500/, aime24/ and amc23/.
+skip, saying how to provide them: RPT_BENCHMARK_DATA, a folder holding gsm8k/, math500/, aime24/ and amc23/
+(see docs/setup.md).
 """
 
 import functools
@@ -11,11 +12,8 @@ from decimal import Decimal
 
 import pytest
 
-from conftest import BENCHMARK_DATA
-from rpt_transfer.benchmarks.sources import DATA_ENV
+from conftest import benchmark_data
 from rpt_transfer.scoring.math import verify_many
-
-DATA = BENCHMARK_DATA
 
 # How models write a final answer: {g} is the gold as the model would write it.
 FORMATS = {
@@ -35,9 +33,7 @@ WRONG_FORMATS = ("\\boxed{{{g}}}", "ANSWER: {g}", "The answer is ${g}$.")
 
 
 def _rows(name: str) -> list[dict]:
-    path = DATA / name / "test.jsonl"
-    if not path.is_file():
-        pytest.skip(f"benchmark data not found at {path} (set {DATA_ENV} to the benchmarks folder)")
+    path = benchmark_data(f"{name}/test.jsonl")
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 

@@ -9,16 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BENCHMARK_DATA
+from conftest import BENCHMARK_DATA, needs_benchmark_data
 from rpt_transfer.benchmarks.polyglot import CATCH, LANGUAGES, answer_file, exercise_record, to_item
 from rpt_transfer.benchmarks.sources import DATA_ENV
 from rpt_transfer.scoring import polyglot
 
 DATA = BENCHMARK_DATA
 pytestmark = [
-    pytest.mark.skipif(
-        not (DATA / "polyglot").is_dir(), reason=f"no Polyglot data at {DATA}/polyglot (set {DATA_ENV})"
-    ),
+    needs_benchmark_data("polyglot"),
     pytest.mark.usefixtures("sandbox_ready"),
 ]
 ALL_ENV = "RPT_POLYGLOT_ALL"

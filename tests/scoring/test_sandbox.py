@@ -2,10 +2,12 @@
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -233,13 +235,17 @@ print(json.dumps([launcher.isolation, result.stdout.split(), result.returncode, 
 """
 
 
-def test_unprivileged_user_namespace_mode() -> None:
+def test_unprivileged_user_namespace_mode(open_dir: Path) -> None:
     """A scorer that is not root gets the same namespaces through a user namespace of its own."""
     python = "/usr/bin/python3"  # readable by other users, unlike a Python in a home directory
     if os.geteuid() != 0 or not os.path.exists(python) or not os.path.exists("/usr/bin/setpriv"):
         pytest.skip("needs root (to become an unprivileged user), setpriv and a system Python")
-    src = os.path.realpath(sandbox.__file__).rsplit("/rpt_transfer/", 1)[0]  # .../src
-    check = USERNS_CHECK.format(src=src, module=os.path.realpath(sandbox.__file__))
+    # The package as a scorer's install has it, where `nobody` may read it: the clone may be in a 0700 home.
+    package = Path(os.path.realpath(sandbox.__file__)).parents[2]  # .../src/rpt_transfer
+    shutil.copytree(package, open_dir / "src" / "rpt_transfer", ignore=shutil.ignore_patterns("__pycache__"))
+    subprocess.run(["chmod", "-R", "a+rX", str(open_dir)], check=True)  # whatever the umask
+    module = open_dir / "src" / "rpt_transfer" / "scoring" / "sandbox" / "__init__.py"
+    check = USERNS_CHECK.format(src=str(open_dir / "src"), module=str(module))
     command = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", check]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/")
     if "enable unprivileged user namespaces" in result.stderr:

@@ -120,20 +120,22 @@ def test_each_set_of_paths_keeps_its_own_launcher_per_thread(tmp_path: Path) -> 
     assert sandbox.run(["/bin/true"], timeout=10).success
 
 
-def test_fallback_mode_adds_readable_paths_to_landlock() -> None:
+def test_fallback_mode_adds_readable_paths_to_landlock(open_dir: Path) -> None:
     if os.geteuid() != 0:
         pytest.skip("the fallback mode (seccomp, own uid) needs root")
-    here = os.path.dirname(os.path.abspath(__file__))
+    shown = open_dir / "shown.txt"  # world-readable on the host, wherever the clone lives (a 0700 home too)
+    shown.write_text("host file\n")
+    shown.chmod(0o644)
     launchers = []
     try:
-        for readable in ((), (here,)):
+        for readable in ((), (str(open_dir),)):
             try:
                 launchers.append(sandbox.Launcher(namespaces=False, readable=readable))
             except sandbox.SandboxError:  # this Python may be closed to other users (a home directory)
                 launchers.append(
                     sandbox.Launcher(namespaces=False, python="/usr/bin/python3", readable=readable)
                 )
-        results = [launcher.run(["cat", __file__], timeout=10) for launcher in launchers]
+        results = [launcher.run(["cat", str(shown)], timeout=10) for launcher in launchers]
     except sandbox.SandboxError as err:
         pytest.skip(f"fallback mode unavailable: {err}")
     finally:
@@ -142,7 +144,7 @@ def test_fallback_mode_adds_readable_paths_to_landlock() -> None:
     if "landlock ABI" not in results[0].isolation:
         pytest.skip("no Landlock here: the fallback cannot hide host files")
     assert not results[0].success and "Permission denied" in results[0].stderr
-    assert results[1].success, results[1].stderr  # world-readable on the host: Landlock lets it through
+    assert results[1].stdout == "host file\n", results[1].stderr  # world-readable: Landlock lets it through
 
 
 # ---------------------------------------------------------------------------------------------------------

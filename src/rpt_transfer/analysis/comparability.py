@@ -4,14 +4,25 @@ A delta is only meaningful when base and RPT model were evaluated the same way. 
 different sampling (from the plan's settings, or visibly from a different number of samples per item)
 are excluded from every table and test and named in the warnings; differences that are a study's
 deliberate choice (how prompts reach each model) are kept but named.
+
+The software behind each row is not in job ids (a patch upgrade of torch or Go reuses cached results) but
+every row records it (`engine`: generation engine, device, dtype; `toolchain`: the scorer's libraries and
+compilers). A cell whose base and RPT rows were produced by different software, or whose rows mix
+versions, is kept but named with the versions, so no report mixes them silently.
 """
 
+import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from rpt_transfer.analysis.tables import PairInfo
+
+RECORDED = ("engine", "toolchain")
+"""Score-row columns (canonical JSON objects) that record the software behind each row."""
+NOT_RECORDED = "not recorded"
+"""How rows stored before a column existed show in a warning (rows that have it show "recorded")."""
 
 NOTE_ONLY = ("prompt_mode", "backend")
 """Settings that may differ between base and RPT by design; named in a warning, cell kept."""
@@ -27,6 +38,7 @@ def check_pairs(
     exclude: set[tuple[str, str]] = set()
     warnings: list[str] = []
     per_item = scores.groupby(["model", "benchmark", "item_id"]).size()
+    software = recorded_software(scores)
     for pair in pairs:
         for benchmark in sorted(scores["benchmark"].unique()):
             base_n = _sample_counts(per_item, pair.base_model, benchmark)
@@ -48,8 +60,60 @@ def check_pairs(
                 noted = {key: differ[key] for key in NOTE_ONLY if key in differ}
                 warnings.append(f"{where}: compared although {_show(noted)} differ by the study's design")
             if (pair.name, benchmark) not in exclude:
+                warnings += _software(software, pair, benchmark, where)
                 warnings += _item_overlap(per_item, pair, benchmark, where)
     return exclude, warnings
+
+
+Versions = dict[str, tuple[str, ...]]
+"""A recorded key ("engine.transformers", "toolchain.go") -> the distinct values a cell's rows carry."""
+
+
+def recorded_software(scores: pd.DataFrame) -> dict[tuple[str, str], Versions]:
+    """Per (model, benchmark): the software versions its score rows record, flattened per key."""
+    columns = [column for column in RECORDED if column in scores.columns]
+    found: dict[tuple[str, str], dict[str, set[str]]] = {}
+    if not columns:
+        return {}
+    distinct = scores[["model", "benchmark", *columns]].astype(object).drop_duplicates()
+    for row in distinct.itertuples(index=False):
+        cell = found.setdefault((row[0], row[1]), {})
+        for column, text in zip(columns, row[2:], strict=True):
+            recorded = isinstance(text, str)  # null: a row stored before the column existed
+            cell.setdefault(column, set()).add("recorded" if recorded else NOT_RECORDED)
+            for key, value in json.loads(text).items() if recorded else ():
+                cell.setdefault(f"{column}.{key}", set()).add(str(value))
+    return {
+        cell: {key: tuple(sorted(values)) for key, values in keys.items()} for cell, keys in found.items()
+    }
+
+
+def _software(
+    software: Mapping[tuple[str, str], Versions], pair: PairInfo, benchmark: str, where: str
+) -> list[str]:
+    """Warnings when base and RPT rows come from different software, or either mixes versions."""
+    base = software.get((pair.base_model, benchmark), {})
+    rpt = software.get((pair.rpt_model, benchmark), {})
+    keys = sorted(set(base) | set(rpt))
+    differ = {key: (base.get(key), rpt.get(key)) for key in keys if base.get(key) != rpt.get(key)}
+    warnings = []
+    if differ:
+        shown = "; ".join(
+            f"{key}: base {_versions(b)} vs RPT {_versions(r)}" for key, (b, r) in differ.items()
+        )
+        warnings.append(
+            f"{where}: compared although base and RPT rows come from different software ({shown})"
+        )
+    mixed = {key: base[key] for key in keys if key not in differ and len(base.get(key, ())) > 1}
+    if mixed:
+        shown = "; ".join(f"{key}: {_versions(values)}" for key, values in mixed.items())
+        warnings.append(f"{where}: base and RPT rows each mix software versions ({shown})")
+    return warnings
+
+
+def _versions(values: tuple[str, ...] | None) -> str:
+    """One side's versions of a key: 'a', or 'a' + 'b' when its rows mix them; none if it lacks the key."""
+    return " + ".join(repr(value) for value in values) if values else "none"
 
 
 def _sample_counts(per_item: pd.Series, model: str, benchmark: str) -> frozenset[int] | None:

@@ -111,8 +111,9 @@ NOTES = (
     f"below {MIN_TRAINED_GAIN:.0%} (no gain to transfer; a negative denominator would flip the sign) or "
     "a group has no benchmark with a non-zero base accuracy; 'status' says which.",
     f"Warnings flag missing pair × benchmark cells, cells not compared because base and RPT were "
-    f"sampled differently, truncation above {MAX_TRUNCATED_RATE:.0%} of samples, and any sample that "
-    "failed to score (error or timeout).",
+    f"sampled differently, truncation above {MAX_TRUNCATED_RATE:.0%} of samples, any sample that "
+    "failed to score (error or timeout), and cells whose base and RPT rows were generated or scored by "
+    "different software versions (engine, device, dtype, scoring toolchain; compared, but named).",
 )
 """Scoring and aggregation policy, printed next to the numbers it shapes."""
 

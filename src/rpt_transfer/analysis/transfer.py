@@ -135,6 +135,7 @@ def paired_tests(
             both = paired[paired[column] == name]
             if both.empty:
                 continue
+            both = both.sort_values(["benchmark", "item_id"])  # the same draws whatever order rows came in
             test, p_value = paired_test(both["correct_base"].to_numpy(), both["correct_rpt"].to_numpy())
             label = name if column == "benchmark" else f"domain:{name}"
             base_acc, rpt_acc = both["correct_base"].mean(), both["correct_rpt"].mean()

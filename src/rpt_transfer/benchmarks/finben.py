@@ -15,7 +15,8 @@ adds `subset`. The reference is the choice matching `answer` ignoring case, so f
 `answer` wins.
 
 From the Hub, `read_hub` loads one dataset per subset (`HUB_DATASETS`) and tags each row with its subset.
-No revision of either Hub dataset was found pinned in public sources.
+No revision of either Hub dataset was found pinned in public sources: planning resolves both to the commits
+their default branches point at (`hub_ids`), and the jobs load those.
 """
 
 from collections.abc import Iterator, Mapping
@@ -69,6 +70,7 @@ SOURCE = DatasetSource(
     local_files=tuple(f"finben/{subset}/test.json" for subset in SUBSETS),
     read_local=read_local,
     read_hub=read_hub,
+    hub_ids=tuple(HUB_DATASETS.values()),
     count=sum(SUBSET_SIZES.values()),
     required=("subset", "query", "answer", "choices"),
 )

@@ -7,8 +7,9 @@ upstream zero-shot prompt; outputs are compared token by token under the verifie
 test, not the problem's `runtime_limit` and `memory_limit`.
 
 Data: princeton-nlp/USACO ships `usaco_subset307` only as a Google Drive archive (`data.zip`); there is no
-Hub dataset and no pinned revision (`UNPINNED`), so `read_hub` fails with how to set up the local copy. The
-local layout under RPT_BENCHMARK_DATA mirrors the archive's `data/datasets/`:
+Hub dataset (`hub_ids=()`), so USACO needs its local copy wherever a study that evaluates it is planned (that
+copy's sha256 is its identity); without one, planning says how to set it up. The local layout under
+RPT_BENCHMARK_DATA mirrors the archive's `data/datasets/`:
 
     usaco/usaco_subset307_dict.json        # {problem_id: problem}, as in the archive
     usaco/tests/<problem_id>/1.in, 1.out   # the archive's usaco_v3/tests/<problem_id>/ (or I.1, O.1)
@@ -70,6 +71,11 @@ SOURCE = DatasetSource(
     read_hub=read_hub,
     count=307,
     required=("problem_id", "description", "tests"),
+    hub_ids=(),
+    obtain=(
+        "download the data.zip that github.com/princeton-nlp/USACO links to, and put "
+        f"its data/datasets/usaco_subset307_dict.json at {DICT_FILE} and its usaco_v3/tests/ at {TESTS_DIR}"
+    ),
 )
 
 

@@ -18,9 +18,11 @@ from pathlib import Path
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 
+from rpt_transfer.cpus import CPUS_ENV, available_cpus
 from rpt_transfer.executors.base import FINISHED, Executor, JobState, Outcome, job_argv
 from rpt_transfer.jobs.progress import PROGRESS_ENV, parse_progress
 from rpt_transfer.plan import Job, Plan
+from rpt_transfer.settings import STORE_ENV, TRACKING_ENV
 from rpt_transfer.store import Store
 
 _PR_SET_PDEATHSIG = 1
@@ -197,12 +199,19 @@ class LocalExecutor(Executor):
             )
 
     def _child_env(self) -> dict[str, str]:
-        """Jobs report progress as JSON lines and share the cores instead of each taking all of them."""
-        threads = str(max(1, (os.cpu_count() or 1) // self.workers))
+        """Jobs report progress as JSON lines and share the available CPUs instead of each taking all of them.
+
+        RPT_CPUS tells each job its share, which its own pools (sandbox, math, torch) size themselves from.
+        RPT_STORE and MLFLOW_TRACKING_URI are cleared: inside a job they override the plan's addresses (for
+        pods), and a local run must use the store and MLflow its spec named, whatever the user's shell says.
+        """
+        threads = str(max(1, available_cpus() // self.workers))
+        inherited = {k: v for k, v in os.environ.items() if k not in (STORE_ENV, TRACKING_ENV)}
         return {
-            **os.environ,
+            **inherited,
             PROGRESS_ENV: "jsonl",
             "PYTHONUNBUFFERED": "1",
+            CPUS_ENV: threads,
             "OMP_NUM_THREADS": threads,
             "MKL_NUM_THREADS": threads,
             "TOKENIZERS_PARALLELISM": "false",

@@ -7,22 +7,28 @@ from typing import Any
 
 from rpt_transfer.errors import RptError
 from rpt_transfer.generation.base import (
+    BACKEND_VERSIONS,
     GenerationBackend,
     GenRequest,
     GenResult,
     PromptMode,
     SamplingParams,
+    backend_version,
 )
 from rpt_transfer.generation.fake import FakeBackend
+from rpt_transfer.runnable import Needs
 
 __all__ = [
     "BACKENDS",
+    "BACKEND_VERSIONS",
+    "NEEDS",
     "FakeBackend",
     "GenRequest",
     "GenResult",
     "GenerationBackend",
     "PromptMode",
     "SamplingParams",
+    "backend_version",
     "load_backend",
 ]
 
@@ -45,6 +51,9 @@ def _load_fake(**kwargs: Any) -> GenerationBackend:
 
 BACKENDS: dict[str, Callable[..., GenerationBackend]] = {"fake": _load_fake, "hf": _load_hf}
 """Backend name → loader; each loader imports its backend's libraries only when called."""
+NEEDS: dict[str, Needs] = {"hf": Needs(("torch", "transformers"))}
+"""Backend name → the packages its loader imports and the extra that installs them (e.g. vllm: `gpu`);
+`validate`, `plan` and `run` look them up, without importing, to refuse a backend this installation lacks."""
 
 
 def load_backend(name: str, **kwargs: Any) -> GenerationBackend:

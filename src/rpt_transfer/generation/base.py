@@ -8,11 +8,21 @@ from typing import Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from rpt_transfer.errors import RptError
+
 PromptMode = Literal["chat", "raw"]
 """`chat` renders messages with the tokenizer's chat template; `raw` sends their contents as plain text."""
 
 RAW_SEPARATOR = "\n\n"
 """What joins message contents in raw mode."""
+
+BACKEND_VERSIONS: dict[str, str] = {"fake": "1", "hf": "1"}
+"""Version of our own code behind each backend (decode loop, seeding, stop handling, prompt rendering).
+
+It enters generate job ids with the backend's name: bump it when a change to that code can change a
+completion, and every generation re-runs. The engine underneath (torch, transformers, vllm, CUDA, GPU)
+is not hashed but recorded in every row; see `GenerationBackend.engine_versions`.
+"""
 
 
 class SamplingParams(BaseModel):
@@ -81,6 +91,29 @@ class GenerationBackend(Protocol):
         with finish reason `error`, never an exception that loses the other requests.
         """
         ...
+
+    def engine_versions(self) -> dict[str, str]:
+        """What besides our code shaped the samples: `backend` (name@version), libraries, device, dtype.
+
+        Recorded in every generation (and score) row, never hashed into job ids, so a patch upgrade of
+        an engine reuses cached generations; the report warns when base and RPT rows differ here.
+        """
+        ...
+
+
+def backend_version(name: str) -> str:
+    """The version of our code behind backend `name`, for generate job ids."""
+    if name not in BACKEND_VERSIONS:
+        raise RptError(
+            f"generation backend {name!r} is not part of this installation; accepted: "
+            f"{', '.join(sorted(BACKEND_VERSIONS))}"
+        )
+    return BACKEND_VERSIONS[name]
+
+
+def engine_label(name: str) -> str:
+    """`name@version`, the `backend` entry of `engine_versions`."""
+    return f"{name}@{backend_version(name)}"
 
 
 def raw_prompt(messages: Sequence[dict[str, str]]) -> str:

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 
-from rpt_transfer.generation.base import GenRequest, GenResult, SamplingParams, cut_at_stop, raw_prompt
+from rpt_transfer.generation.base import (
+    GenRequest,
+    GenResult,
+    SamplingParams,
+    cut_at_stop,
+    engine_label,
+    raw_prompt,
+)
 
 Script = Mapping[str, str | Sequence[str]] | Callable[[GenRequest, int], str]
 """Completions by request id (one for every sample, or one per sample index), or a function of
@@ -20,11 +27,17 @@ class FakeBackend:
         script: By request id, a completion for every sample or a sequence indexed by sample (cycling
             when shorter than `n`); or a callable `(request, sample_index) -> completion`.
         default: Completion for request ids the mapping does not name.
+        engine: Engine versions to report besides its own label, to test what the report does with them.
     """
 
-    def __init__(self, script: Script, default: str = "") -> None:
+    def __init__(self, script: Script, default: str = "", engine: dict[str, str] | None = None) -> None:
         self.script = script
         self.default = default
+        self.engine = {"backend": engine_label("fake"), **(engine or {})}
+
+    def engine_versions(self) -> dict[str, str]:
+        """The fake's label, plus whatever engine versions a test asked it to claim (`engine`)."""
+        return dict(self.engine)
 
     def completion(self, request: GenRequest, sample_index: int) -> str:
         """Look up the scripted text for one sample, before stop strings and length limits."""

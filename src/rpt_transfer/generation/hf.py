@@ -7,13 +7,16 @@ own random stream: a sample must not depend on which batch or shard its request 
 from __future__ import annotations
 
 import inspect
+import platform
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NamedTuple, get_args
 
 import torch
+import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
+from rpt_transfer.cpus import available_cpus
 from rpt_transfer.errors import RptError
 from rpt_transfer.generation.base import (
     GenRequest,
@@ -21,6 +24,7 @@ from rpt_transfer.generation.base import (
     PromptMode,
     SamplingParams,
     cut_at_stop,
+    engine_label,
     raw_prompt,
     sample_seed,
 )
@@ -58,6 +62,8 @@ class HFBackend:
         if batch_size < 1:
             raise RptError(f"HF backend: batch_size must be at least 1, got {batch_size}")
         self.device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        if self.device.type == "cpu":  # torch's default is every core of the node, not the pod's limit
+            torch.set_num_threads(available_cpus())
         bf16 = self.device.type == "cuda" and torch.cuda.is_bf16_supported()
         self.tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
         self.model = AutoModelForCausalLM.from_pretrained(
@@ -77,6 +83,20 @@ class HFBackend:
         # transformers 5 renamed `past_key_values` to `cache`; 4.x only knows the old name.
         self._cache_arg = "cache" if "cache" in parameters else "past_key_values"
         self._keeps_last_logits = "logits_to_keep" in parameters
+
+    def engine_versions(self) -> dict[str, str]:
+        """torch, transformers, the device (GPU model, or CPU and its architecture), CUDA and dtype."""
+        engine = {
+            "backend": engine_label("hf"),
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "dtype": str(self.model.dtype).removeprefix("torch."),
+        }
+        if self.device.type == "cuda":
+            engine |= {"device": torch.cuda.get_device_name(self.device), "cuda": torch.version.cuda or "?"}
+        else:
+            engine["device"] = f"{self.device.type} ({platform.machine()})"
+        return engine
 
     def prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
         """Render the exact text sent for these messages in this backend's prompt mode."""

@@ -3,7 +3,8 @@
 import importlib
 from collections.abc import Callable
 
-from rpt_transfer.errors import JobError
+from rpt_transfer import settings
+from rpt_transfer.errors import JobError, WriteConflictError
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.progress import Progress
 from rpt_transfer.plan import Plan
@@ -19,9 +20,15 @@ _MODULES = {
 
 
 def run_job(plan: Plan, job_id: str) -> Manifest | None:
-    """Run one job of the plan; None when its manifest already exists (nothing to do)."""
+    """Run one job of the plan; None when its manifest already exists (nothing to do).
+
+    The store and MLflow are where this machine's environment says (`settings.in_job`), else where the plan
+    recorded them; the job sees a plan carrying the addresses it really uses.
+    """
     job = plan.job(job_id)
-    store = Store.from_uri(plan.store)
+    store_uri, tracking_uri = settings.in_job(plan.store, plan.tracking_uri)
+    plan = plan.model_copy(update={"store": store_uri, "tracking_uri": tracking_uri})
+    store = Store.from_uri(store_uri)
     if store.is_done(job.key):
         return None
     missing = [dep for dep in (plan.job(d) for d in job.deps) if not store.is_done(dep.key)]
@@ -31,7 +38,13 @@ def run_job(plan: Plan, job_id: str) -> Manifest | None:
             f"job {job.id} ({job.kind}) needs {names} first; `rpt-transfer run` runs jobs in order"
         )
     runner: Callable[[JobContext], Manifest] = importlib.import_module(_MODULES[job.kind]).run
-    return runner(JobContext(plan=plan, job=job, store=store, progress=Progress(f"{job.kind} {job.id}")))
+    try:
+        return runner(JobContext(plan=plan, job=job, store=store, progress=Progress(f"{job.kind} {job.id}")))
+    except WriteConflictError:
+        # Another attempt (an Argo retry, a second study sharing the job) committed first: the job is done.
+        if store.is_done(job.key):
+            return None
+        raise
 
 
 __all__ = ["JobContext", "run_job"]

@@ -1,12 +1,15 @@
 """Aggregate job: every score of the study into the report, mirrored to the study's MLflow parent run.
 
-MLflow is written before the manifest is committed, so a failed sync leaves the job undone and a re-run
-repairs it; per-(model, benchmark) runs are re-synced here too, since MLflow can always be rebuilt.
+The report folder holds `metrics.json`, the headline numbers the parent run shows, so `track sync` can
+rebuild that run from the store. MLflow is written before the manifest is committed, so a failed sync
+leaves the job undone and a re-run repairs it; the sync is `tracking_sync.sync_study`, the same code as
+`rpt-transfer track sync`, so every train and score run of the study is brought up to date here too.
 
 The readers below take a plan and a store rather than a job context, so `rpt-transfer report` can
 re-render a report from whatever score jobs are finished, with the same numbers the job would give.
 """
 
+import json
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -15,12 +18,14 @@ from typing import Any
 import pandas as pd
 
 from rpt_transfer.analysis import PairInfo, write_report
-from rpt_transfer.jobs import score
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import from_parquet
 from rpt_transfer.plan import Job, Plan
 from rpt_transfer.store import Manifest, Store, software_versions
+
+REPORT_METRICS = "metrics.json"
+"""File of the report folder with the headline metrics (the parent MLflow run's metrics)."""
 
 
 def read_scores(plan: Plan, store: Store, score_jobs: Sequence[Job]) -> pd.DataFrame:
@@ -110,13 +115,6 @@ def pairs(ctx: JobContext) -> list[PairInfo]:
     return study_pairs(ctx.job)
 
 
-def sync_results(ctx: JobContext, frame: pd.DataFrame) -> None:
-    """Make sure every score job has its MLflow run (idempotent, found by job id)."""
-    for job in ctx.dep_jobs():
-        rows = frame[frame["job"] == job.id].to_dict("records")
-        score.track(JobContext(ctx.plan, job, ctx.store, ctx.progress), score.summarise(rows))
-
-
 def run(ctx: JobContext) -> Manifest:
     """Write the report, mirror it to MLflow, then commit it to the store."""
     study = ctx.plan.study
@@ -133,11 +131,13 @@ def run(ctx: JobContext) -> Manifest:
             settings=evaluation_settings(ctx.plan, ctx.dep_jobs()),
             kind=ctx.job.context.get("kind", "observational"),
         )
+        (out / REPORT_METRICS).write_text(json.dumps(result.metrics, sort_keys=True), encoding="utf-8")
         ctx.progress.advance()
         tracker = ctx.tracker
         if tracker is not None:
-            sync_results(ctx, frame)
-            tracker.log_report(tracker.study_run(study), out, result.metrics)
+            from rpt_transfer.tracking_sync import sync_study  # mlflow only where tracking is on
+
+            sync_study(tracker, ctx.plan, ctx.store, report_dir=out)
         ctx.progress.advance()
         with ctx.begin() as writer:
             writer.put_dir(out)

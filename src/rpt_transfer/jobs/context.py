@@ -30,12 +30,9 @@ class JobContext:
         """MLflow for this plan, or None when tracking is off (imports mlflow only when used)."""
         if self.plan.tracking_uri is None:
             return None
-        from rpt_transfer.settings import default_artifact_root
-        from rpt_transfer.tracking import Tracker
+        from rpt_transfer.tracking import open_tracker
 
-        root = self.store.local_path()
-        artifacts = default_artifact_root(root) if root is not None else None
-        return Tracker(self.plan.tracking_uri, artifact_root=artifacts)
+        return open_tracker(self.plan.tracking_uri, self.store)  # claims of runs live in the store
 
     def begin(self):
         """Open the job's output for writing; the manifest records the job's inputs."""

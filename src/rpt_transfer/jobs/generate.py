@@ -3,7 +3,7 @@
 from rpt_transfer import benchmarks
 from rpt_transfer.benchmarks import BenchmarkSpec
 from rpt_transfer.errors import JobError
-from rpt_transfer.generation import GenRequest, SamplingParams, load_backend
+from rpt_transfer.generation import GenerationBackend, GenRequest, SamplingParams, load_backend
 from rpt_transfer.hashing import canonical_json, sha256_hex, short_hash
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.models import local_model_dir
@@ -14,8 +14,10 @@ PART = "part-00000.parquet"
 
 
 def benchmark_for(identity: dict) -> BenchmarkSpec:
-    """The registry's benchmark, refusing a plan made for another version of it."""
-    bench = benchmarks.get_benchmark(identity["name"])
+    """The registry's benchmark (at the dataset commits its plan resolved), refusing another version of it."""
+    from rpt_transfer.revisions import benchmark_as_planned
+
+    bench = benchmark_as_planned(benchmarks.get_benchmark(identity["name"]), identity)
     installed = bench.identity(identity.get("options"))
     if installed != identity:
         raise JobError(
@@ -30,8 +32,19 @@ def item_seed(base_seed: int, item_id: str) -> int:
     return int(short_hash([base_seed, item_id], length=8), 16) & 0x7FFFFFFF
 
 
-def run(ctx: JobContext) -> Manifest:
-    """Generate completions for this shard and commit them."""
+def load(ctx: JobContext) -> GenerationBackend:
+    """The plan's backend on the job's model, fetched into the local cache."""
+    inputs = ctx.job.inputs
+    return load_backend(
+        inputs["backend"],
+        model_path=local_model_dir(inputs["model"], ctx.plan, ctx.store),
+        prompt_mode=inputs["prompt_mode"],
+        batch_size=ctx.job.context.get("batch_size", 16),
+    )
+
+
+def run(ctx: JobContext, backend: GenerationBackend | None = None) -> Manifest:
+    """Generate completions for this shard and commit them; `backend` replaces the plan's (e.g. the fake)."""
     inputs, context = ctx.job.inputs, ctx.job.context
     bench = benchmark_for(inputs["benchmark"])
     shard = inputs["shard"]
@@ -43,16 +56,11 @@ def run(ctx: JobContext) -> Manifest:
         )
         for item in items
     ]
-    model_dir = local_model_dir(inputs["model"], ctx.plan, ctx.store)
-    backend = load_backend(
-        inputs["backend"],
-        model_path=model_dir,
-        prompt_mode=inputs["prompt_mode"],
-        batch_size=context.get("batch_size", 16),
-    )
+    backend = backend or load(ctx)
     ctx.progress.start(len(requests) * params.n, f"generate {context['model']} × {bench.name}")
     results = backend.generate(requests, params, on_progress=ctx.progress.advance)
     model_ref = canonical_json(inputs["model"])
+    engine = canonical_json(backend.engine_versions())  # recorded, not in the id: see rows.py
     rows = [
         {
             "study": context["study"],
@@ -69,6 +77,7 @@ def run(ctx: JobContext) -> Manifest:
             "prompt_tokens": r.prompt_tokens,
             "completion_tokens": r.completion_tokens,
             "error": r.error,
+            "engine": engine,
         }
         for r in results
     ]

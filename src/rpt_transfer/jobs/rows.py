@@ -1,6 +1,11 @@
 """Row schemas of generations and scores, and their Parquet round trip.
 
 One row per sample. Shared by the generate, score and aggregate jobs so that a column has one meaning.
+
+`engine` (generation) and `toolchain` (scores) record, as canonical JSON, the software outside our code
+that shaped the row: engine versions, device and dtype; the scorer's libraries and compilers. They are
+not in job ids (a patch upgrade reuses the cache) but the report compares them between base and RPT rows
+(docs/reproducibility.md). Rows stored before these columns existed read back with them null.
 """
 
 import io
@@ -26,6 +31,7 @@ GENERATION_SCHEMA = pa.schema(
         ("prompt_tokens", pa.int32()),
         ("completion_tokens", pa.int32()),
         ("error", pa.string()),
+        ("engine", pa.string()),
     ]
 )
 
@@ -40,6 +46,7 @@ SCORE_SCHEMA = pa.schema(
         ("correct", pa.float64()),
         ("reason", pa.string()),
         ("explanation", pa.string()),
+        ("toolchain", pa.string()),
     ]
 )
 

@@ -8,13 +8,15 @@ import pandas as pd
 import pyarrow as pa
 
 from rpt_transfer.analysis.tables import accuracy_table
+from rpt_transfer.cpus import available_cpus
 from rpt_transfer.errors import JobError
+from rpt_transfer.hashing import canonical_json
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.generate import PART, benchmark_for
-from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import SCORE_SCHEMA, from_parquet, to_parquet
 from rpt_transfer.scoring import Scorer, Verdict, get_scorer
 from rpt_transfer.scoring.batch import SCORER_ERROR, score_batch
+from rpt_transfer.scoring.toolchains import toolchain_versions
 from rpt_transfer.store import Manifest
 
 MAX_SCORER_ERROR_RATE = 0.05
@@ -51,6 +53,8 @@ def score_rows(ctx: JobContext) -> list[dict]:
     scorer = get_scorer(bench.scorer)
     references = {item.id: item.reference for item in bench.items(options=identity.get("options"))}
     generations = read_generations(ctx).to_pylist()
+    available_cpus()  # a bad RPT_CPUS stops the job here, not as a scorer error on every sample
+    toolchain = canonical_json(toolchain_versions(bench.scorer))  # recorded, not in the id: see rows.py
     ctx.progress.start(len(generations), f"score {ctx.job.context['model']} × {bench.name}")
     rows = []
     for start in range(0, len(generations), BATCH):
@@ -66,6 +70,7 @@ def score_rows(ctx: JobContext) -> list[dict]:
                     "benchmark_domain": bench.domain,
                     "scorer": bench.scorer,
                     **verdict._asdict(),
+                    "toolchain": toolchain,
                 }
             )
         ctx.progress.advance(len(batch))
@@ -85,32 +90,16 @@ def summarise(rows: list[dict]) -> dict[str, float]:
 
 
 def track(ctx: JobContext, metrics: dict[str, float]) -> None:
-    """Mirror this (model, benchmark) result into MLflow under the study's parent run (idempotent)."""
+    """Mirror this (model, benchmark) result into MLflow under the study's parent run (idempotent).
+
+    The run is what `rpt-transfer track sync` would make from the committed parquet: same code, same run.
+    """
     tracker = ctx.tracker
     if tracker is None:
         return
-    context, inputs = ctx.job.context, ctx.job.inputs
-    generate = ctx.dep_jobs()[0].inputs
-    params = {
-        "model": context["model"],
-        **model_source(generate["model"], ctx.plan),
-        "benchmark": context["benchmark"],
-        "benchmark_version": inputs["benchmark"]["version"],
-        "prompt_mode": generate["prompt_mode"],
-        "scorer": f"{inputs['scorer']['name']}@{inputs['scorer']['version']}",
-        "backend": generate["backend"],
-        **{f"sampling.{k}": v for k, v in generate["sampling"].items()},
-    }
-    study = context["study"]
-    tracker.log_result(
-        study=study,
-        job_id=ctx.job.id,
-        run_name=f"{context['model']} / {context['benchmark']}",
-        params=params,
-        metrics=metrics,
-        tags={**context["tags"], "study": study},
-        parent_run_id=tracker.study_run(study),
-    )
+    from rpt_transfer.tracking_sync import sync_score  # mlflow only where tracking is on
+
+    sync_score(tracker, ctx.plan, ctx.store, ctx.job, tracker.study_run(ctx.plan.study), metrics)
 
 
 def run(ctx: JobContext) -> Manifest:

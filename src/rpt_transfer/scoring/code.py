@@ -61,7 +61,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from rpt_transfer.scoring import sandbox
+from rpt_transfer.scoring import pyast, sandbox
 from rpt_transfer.scoring.code_extract import extract_code
 from rpt_transfer.scoring.code_harness import harness_command
 from rpt_transfer.scoring.verdict import Verdict
@@ -305,7 +305,7 @@ def _prepare(completion: object) -> tuple[str, Verdict | None]:
 def _test_classes(test: str) -> dict[str, list[str]]:
     """{class name: test method names} of the top-level classes of the test code (counted here, trusted)."""
     classes = {}
-    for node in ast.parse(test).body:
+    for node in pyast.parse(test).body:
         if isinstance(node, ast.ClassDef):
             methods = [
                 item.name

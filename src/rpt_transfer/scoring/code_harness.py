@@ -19,6 +19,8 @@ import sys
 import types
 from typing import Any
 
+from rpt_transfer.scoring import pyast
+
 
 class CandidateError(Exception):
     """The candidate's function failed (raised, returned something that is not plain data, or died)."""
@@ -433,7 +435,7 @@ def harness_bytecode(mode: str) -> bytes:
     Every byte of it is unmarshalled into fresh memory in each run, and fresh pages are what a run pays
     for most, so the script carries only what its mode runs.
     """
-    tree = ast.parse(harness_source(mode))
+    tree = pyast.parse(harness_source(mode))
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             node.returns = None
@@ -443,7 +445,7 @@ def harness_bytecode(mode: str) -> bytes:
             for argument in (arguments.vararg, arguments.kwarg):
                 if argument is not None:
                     argument.annotation = None
-    return marshal.dumps(compile(tree, "harness.py", "exec", optimize=2))
+    return marshal.dumps(pyast.compile_module(tree, "harness.py", optimize=2))
 
 
 _BOOTSTRAP = (

@@ -32,6 +32,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, NamedTuple
 
+from rpt_transfer.cpus import available_cpus
 from rpt_transfer.scoring.extract import clean_answer, math_final_answer, split_reasoning
 from rpt_transfer.scoring.math_workers import CRASHED, TIMEOUT, Outcome, WorkerPool
 from rpt_transfer.scoring.verdict import Verdict
@@ -242,9 +243,12 @@ def judge(answer: str, reference: str) -> Outcome:
 
 
 def new_pool(workers: int | None = None) -> WorkerPool:
-    """A worker pool for `verify_many`; by default one worker per CPU, at most `MAX_WORKERS`."""
-    cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    size = workers or min(MAX_WORKERS, cpus)
+    """A worker pool for `verify_many`; by default one worker per available CPU, at most `MAX_WORKERS`.
+
+    Available CPUs come from `rpt_transfer.cpus` (cgroup limit and affinity, or RPT_CPUS): more workers
+    than the pod may run would share the CPU and let answers hit the time limit that alone they would not.
+    """
+    size = workers or min(MAX_WORKERS, available_cpus())
     return WorkerPool(f"{__name__}:judge", size)
 
 

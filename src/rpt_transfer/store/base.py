@@ -1,9 +1,10 @@
 """The store: one root URI (a local folder or an S3 prefix) that every job reads from and writes to.
 
-The store is the source of truth. A job writes its parts first and its ``MANIFEST.json`` last (see
-``manifest.py``), so a job is done exactly when its manifest exists, and readers trust only the objects
-it lists, verifying each one's size and sha256. Both backends expose the same small set of primitives;
-the manifest protocol is written once, on the base class, on top of them.
+The store is the source of truth. Each attempt of a job writes its parts under a folder of its own and
+its ``MANIFEST.json`` last (see ``writer.py``), so a job is done exactly when its manifest exists, and
+readers trust only the objects it lists, from the attempt it names, verifying each one's size and sha256.
+Both backends expose the same small set of primitives; the manifest protocol is written once, on the base
+class, on top of them.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from __future__ import annotations
 import abc
 import uuid
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, NamedTuple
 from urllib.parse import unquote, urlsplit
 
 from rpt_transfer.errors import ManifestError, StoreError, WriteConflictError
@@ -22,13 +24,24 @@ from rpt_transfer.manifest import (
     HashingReader,
     Manifest,
     ObjectInfo,
-    ObjectWriter,
     check_key,
     verify,
 )
+from rpt_transfer.store.writer import ObjectWriter
 
 ACCEPTED_URIS = "file:///abs/path, a plain path, or s3://bucket/prefix"
-_TEMP_SUFFIX = ".rpt-tmp"  # files being written; never listed, removed with their job's prefix
+_TEMP_SUFFIX = ".rpt-tmp"  # files being written; never in list_keys, removed with their attempt's folder
+
+
+class StoredObject(NamedTuple):
+    """One object as a listing shows it."""
+
+    key: str
+    """Full key, relative to the store root."""
+    size: int
+    """Size in bytes."""
+    modified: datetime
+    """Last modification (timezone-aware): how `store gc` tells a slow attempt from an abandoned one."""
 
 
 class Store(abc.ABC):
@@ -86,8 +99,15 @@ class Store(abc.ABC):
         """Whether an object exists at key."""
 
     @abc.abstractmethod
-    def list_keys(self, prefix: str) -> list[str]:
-        """Sorted full keys under a folder-style prefix ("a/b" and "a/b/" both mean the folder a/b)."""
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Objects under a folder-style prefix, sorted by key, with sizes and last-modified times.
+
+        A file store includes the temporary files of writes in progress, so `store gc` sees them change.
+        """
+
+    @abc.abstractmethod
+    def delete_keys(self, keys: list[str]) -> None:
+        """Delete these objects; keys that do not exist are not an error."""
 
     @abc.abstractmethod
     def delete_prefix(self, prefix: str) -> None:
@@ -106,6 +126,10 @@ class Store(abc.ABC):
     def key_uri(self, key: str) -> str:
         """Full URI of a key, for messages."""
         return f"{self.uri.rstrip('/')}/{key}"
+
+    def list_keys(self, prefix: str) -> list[str]:
+        """Sorted full keys under a folder-style prefix ("a/b" and "a/b/" both mean the folder a/b)."""
+        return [obj.key for obj in self.list_objects(prefix) if not obj.key.endswith(_TEMP_SUFFIX)]
 
     def read_bytes(self, key: str) -> bytes:
         """Read one whole object; StoreError naming its URI if it does not exist."""
@@ -128,7 +152,7 @@ class Store(abc.ABC):
         return self.exists(_manifest_key(prefix))
 
     def begin(self, prefix: str, *, job_id: str, kind: str, inputs: dict[str, Any]) -> ObjectWriter:
-        """Start writing the job at prefix, clearing parts that a killed writer left (they are not trusted).
+        """Start a new attempt of the job at prefix, writing under a folder of its own; it deletes nothing.
 
         Raises WriteConflictError if the job is already done: its output must never change under readers.
         """
@@ -138,15 +162,27 @@ class Store(abc.ABC):
             raise WriteConflictError(
                 f"job {job_id} is already done: {self.key_uri(_manifest_key(folder))} exists"
             )
-        self.delete_prefix(folder)
         return writer
+
+    def object_key(self, prefix: str, name: str) -> str:
+        """Key of an object the job's manifest lists (inside the attempt folder the manifest names)."""
+        folder = _job_folder(prefix)
+        return f"{folder}/{self._done_manifest(folder).stored_name(name)}"
+
+    def object_location(self, prefix: str, name: str) -> str:
+        """Where a person finds a listed object: its local path in a file store, else its URI."""
+        key = self.object_key(prefix, name)
+        root = self.local_path()
+        return str(root / key) if root is not None else self.key_uri(key)
 
     def read_object(self, prefix: str, name: str) -> bytes:
         """Read one object the job's manifest lists, verified against its size and sha256."""
         folder = _job_folder(prefix)
-        info = self._done_manifest(folder).object(name)
-        where = self.key_uri(f"{folder}/{name}")
-        with self._reading(f"{folder}/{name}") as source:
+        manifest = self._done_manifest(folder)
+        info = manifest.object(name)
+        key = f"{folder}/{manifest.stored_name(name)}"
+        where = self.key_uri(key)
+        with self._reading(key) as source:
             if source is None:
                 raise ManifestError(f"object {where} is listed in its manifest but missing")
             data = source.read()
@@ -157,9 +193,26 @@ class Store(abc.ABC):
         """Copy every object the job's manifest lists into dest (keeping subfolders), each verified."""
         folder = _job_folder(prefix)
         dest = Path(dest)
-        for info in self._done_manifest(folder).objects:
-            self._download_one(f"{folder}/{info.name}", info, dest / info.name)
+        manifest = self._done_manifest(folder)
+        for info in manifest.objects:
+            self._download_one(f"{folder}/{manifest.stored_name(info.name)}", info, dest / info.name)
         return dest
+
+    def delete_job(self, prefix: str) -> None:
+        """Un-commit a job: first its manifest, so it is never done with objects missing, then its objects.
+
+        Only the objects the manifest lists go; other attempts' leftovers stay for `store gc`. A job without
+        a manifest is left as it is.
+        """
+        folder = _job_folder(prefix)
+        manifest = self.manifest(folder)
+        if manifest is None:
+            return
+        self.delete_keys([_manifest_key(folder)])
+        if manifest.attempt is not None:
+            self.delete_prefix(f"{folder}/{manifest.attempt}")
+        else:
+            self.delete_keys([f"{folder}/{info.name}" for info in manifest.objects])
 
     def _done_manifest(self, folder: str) -> Manifest:
         manifest = self.manifest(folder)

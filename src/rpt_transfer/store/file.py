@@ -7,12 +7,13 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import BinaryIO
 
 from rpt_transfer.errors import StoreError
 from rpt_transfer.manifest import HashingReader, check_key
-from rpt_transfer.store.base import _TEMP_SUFFIX, Store, _list_folder
+from rpt_transfer.store.base import _TEMP_SUFFIX, Store, StoredObject, _list_folder
 
 # -- local folder --------------------------------------------------------------------------------------
 
@@ -62,13 +63,27 @@ class FileStore(Store):
         """Whether a file exists at key."""
         return self._path(key).is_file()
 
-    def list_keys(self, prefix: str) -> list[str]:
-        """Sorted keys of the files under a folder, skipping temporary files of writes in progress."""
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Files under a folder with size and mtime; files that vanish while we look are left out."""
         folder = self.root / _list_folder(prefix)
-        if not folder.is_dir():
-            return []
-        files = (p for p in folder.rglob("*") if p.is_file() and not p.name.endswith(_TEMP_SUFFIX))
-        return sorted(p.relative_to(self.root).as_posix() for p in files)
+        found = []
+        for parent, _, names in os.walk(folder):  # os.walk skips folders removed under it
+            for name in names:
+                path = Path(parent, name)
+                try:
+                    stat = path.stat()
+                except FileNotFoundError:  # renamed into place or deleted meanwhile: not there any more
+                    continue
+                modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+                found.append(StoredObject(path.relative_to(self.root).as_posix(), stat.st_size, modified))
+        return sorted(found)
+
+    def delete_keys(self, keys: list[str]) -> None:
+        """Unlink each file; one already gone is fine."""
+        for key in keys:
+            path = self._path(key)
+            with _os_errors(f"delete {path}"):
+                path.unlink(missing_ok=True)
 
     def delete_prefix(self, prefix: str) -> None:
         """Remove the folder at prefix and everything in it (temporary files included)."""
@@ -77,7 +92,7 @@ class FileStore(Store):
         folder = self.root / _list_folder(prefix)
         if folder.is_dir():
             with _os_errors(f"delete {folder}"):
-                shutil.rmtree(folder)
+                shutil.rmtree(folder, onerror=_gone_is_fine)
 
     def check_access(self, write: bool = True) -> None:
         """Create the root if writing, then prove access by listing it and writing a probe file."""
@@ -117,6 +132,12 @@ def _publish(temp: Path, path: Path, *, exclusive: bool) -> bool:
     except FileExistsError:  # another writer published first: the caller reports the conflict
         return False
     return True
+
+
+def _gone_is_fine(function: Callable[..., object], path: str, exc_info: tuple) -> None:
+    """Let rmtree pass over entries that another deleter removed first; raise anything else."""
+    if not isinstance(exc_info[1], FileNotFoundError):
+        raise exc_info[1]
 
 
 @contextmanager

@@ -19,7 +19,7 @@ from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from rpt_transfer.errors import StoreError
 from rpt_transfer.manifest import HashingReader, check_key
-from rpt_transfer.store.base import Store, _list_folder
+from rpt_transfer.store.base import Store, StoredObject, _list_folder
 
 # -- S3 ------------------------------------------------------------------------------------------------
 
@@ -122,8 +122,9 @@ class S3Store(Store):
         """PutObject with ``If-None-Match: *``: S3 itself refuses (412) if the key already exists.
 
         AWS S3 honours this since 2024 and MinIO does too; moto answers 412 PreconditionFailed (checked
-        against moto 5.2 in the tests). A server that ignored the header would overwrite silently, which
-        is why begin() also refuses a prefix whose manifest already exists.
+        against moto 5.2 in the tests). A server that ignored the header would overwrite silently; begin()
+        also refuses a prefix whose manifest already exists, and since each manifest lists only its own
+        attempt's objects (see ``writer.py``), even an overwritten manifest still reads back verified.
         """
         with self._errors("commit", key):
             try:
@@ -145,31 +146,37 @@ class S3Store(Store):
                 raise
         return True
 
-    def list_keys(self, prefix: str) -> list[str]:
-        """Every key under a folder, across all pages of ListObjectsV2."""
+    def list_objects(self, prefix: str) -> list[StoredObject]:
+        """Every object under a folder, across all pages of ListObjectsV2, with size and LastModified."""
         full = f"{self.prefix}/{_list_folder(prefix)}" if self.prefix else _list_folder(prefix)
         strip = len(self.prefix) + 1 if self.prefix else 0
-        keys: list[str] = []
+        found: list[StoredObject] = []
         with self._errors("list", _list_folder(prefix) or None):
             pages = self._client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=full)
             for page in pages:
-                keys.extend(obj["Key"][strip:] for obj in page.get("Contents", []))
-        return sorted(keys)
+                found += [
+                    StoredObject(obj["Key"][strip:], obj["Size"], obj["LastModified"])
+                    for obj in page.get("Contents", [])
+                ]
+        return sorted(found)
 
-    def delete_prefix(self, prefix: str) -> None:
+    def delete_keys(self, keys: list[str]) -> None:
         """DeleteObjects in batches of 1000 (the API's limit); any per-key error is raised."""
-        if not _list_folder(prefix):
-            raise StoreError(f"refusing to delete the whole store {self.uri}: give a prefix")
-        keys = self.list_keys(prefix)
         for start in range(0, len(keys), 1000):
             batch = [{"Key": self._key(key)} for key in keys[start : start + 1000]]
-            with self._errors("delete under", prefix):
+            with self._errors("delete", keys[start]):
                 response = self._client.delete_objects(
                     Bucket=self.bucket, Delete={"Objects": batch, "Quiet": True}
                 )
             if response.get("Errors"):
                 first = response["Errors"][0]
                 raise StoreError(f"S3 failed to delete s3://{self.bucket}/{first['Key']}: {first['Code']}")
+
+    def delete_prefix(self, prefix: str) -> None:
+        """Delete every key listed under the folder."""
+        if not _list_folder(prefix):
+            raise StoreError(f"refusing to delete the whole store {self.uri}: give a prefix")
+        self.delete_keys(self.list_keys(prefix))
 
     def check_access(self, write: bool = True) -> None:
         """List one key (reachability, credentials, bucket), then write and delete a probe object."""

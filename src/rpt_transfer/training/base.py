@@ -7,10 +7,11 @@ job (not the backend) decides what reaches MLflow and the store.
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, get_args
 
 from rpt_transfer.errors import RptError
 from rpt_transfer.generation.base import PromptMode
+from rpt_transfer.runnable import Needs, unavailable
 from rpt_transfer.training.config import Algorithm, TrainerName, TrainHyper
 from rpt_transfer.training.data import TrainExample
 from rpt_transfer.training.rewards import ScorerReward
@@ -51,15 +52,23 @@ class Trainer(Protocol):
         ...
 
 
+def _load_trl() -> Trainer:
+    """TRL's GRPOTrainer on a CPU or one GPU (imports trl and torch now, not before)."""
+    from rpt_transfer.training.trl_backend import TrlTrainer
+
+    return TrlTrainer()
+
+
+TRAINERS: dict[str, Callable[[], Trainer]] = {"trl": _load_trl}
+"""Trainer name → loader. `openrlhf` (the cluster trainer) joins when this version ships it; until then
+`validate`, `plan` and `run` refuse it before any job runs."""
+NEEDS: dict[str, Needs] = {"trl": Needs(("trl", "torch"))}
+"""Trainer name → the packages its loader imports and the extra that installs them (openrlhf: `train`)."""
+
+
 def load_trainer(name: TrainerName) -> Trainer:
     """The backend called `name`, imported only now (TRL and OpenRLHF are heavy)."""
-    if name == "trl":
-        from rpt_transfer.training.trl_backend import TrlTrainer
-
-        return TrlTrainer()
-    if name == "openrlhf":
-        raise RptError(
-            "trainer openrlhf: runs on a GPU cluster through the Argo workflow, which this version does not "
-            "ship yet; accepted here: trl"
-        )
-    raise RptError(f"unknown trainer {name!r}; accepted: trl, openrlhf")
+    problem = unavailable(name, TRAINERS, NEEDS, get_args(TrainerName))
+    if problem is not None:
+        raise RptError(f"trainer: {problem}")
+    return TRAINERS[name]()

@@ -92,8 +92,8 @@ class TrainSpec(_Strict):
     """Its training prompts."""
     algorithm: Algorithm = "grpo"
     """RPT algorithm."""
-    seed: int = 0
-    """Training seed (initial sampling, data order)."""
+    seed: int = Field(default=0, ge=0, le=2**32 - 1)
+    """Training seed (initial sampling, data order); numpy, under TRL, takes at most 2**32 - 1."""
     hyperparameters: dict[str, Any] = {}
     """Changes to the study's `training` hyperparameters for this run only (same field names)."""
 

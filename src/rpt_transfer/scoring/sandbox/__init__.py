@@ -40,8 +40,9 @@ that uid left in /tmp, /var/tmp and /dev/shm. The fallback needs a Python that o
 (not one under /root) and refuses to start otherwise. Without root and without user namespaces the
 sandbox refuses to start. `ExecResult.isolation` names what was in force.
 
-Parallel scoring: `SandboxPool` (two workers per core; each worker thread has its own launcher) or
-`run_many`, which keeps one such pool per process so its launchers stay warm between calls.
+Parallel scoring: `SandboxPool` (two workers per available CPU, see `rpt_transfer.cpus`; each worker
+thread has its own launcher) or `run_many`, which keeps one such pool per process so its launchers stay
+warm between calls.
 
 The package: this module holds the public API and the worker pool; `launcher` the host side of a
 launcher (start it, send requests, feed and read a run's pipes); `server` the launcher process (its
@@ -54,6 +55,8 @@ import _thread
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TypeVar
+
+from rpt_transfer.cpus import available_cpus
 
 from .isolation import _interpreter_paths as _interpreter_paths  # re-exported: the tests inspect it
 from .launcher import PYTHON, Launcher, _readable_paths
@@ -118,15 +121,17 @@ R = TypeVar("R")
 class SandboxPool:
     """Threads sized to the cores, each with its own launcher, so that scoring runs in parallel.
 
-    The default is two workers per core: a run spends much of its time waiting for processes to start
-    and end, which another worker's run can use. A hostile run can only end its own process tree, so
-    workers and launchers live on after one.
+    The default is two workers per CPU this process may use (`rpt_transfer.cpus`: the cgroup CPU limit,
+    the affinity mask, or RPT_CPUS), never the node's CPU count: a pod limited to 2 CPUs on a 64-core
+    node would otherwise run 128 programs at once and turn slow ones into timeouts. Two per CPU, because
+    a run spends much of its time waiting for processes to start and end, which another worker's run can
+    use. A hostile run can only end its own process tree, so workers and launchers live on after one.
     """
 
     def __init__(self, workers: int | None = None) -> None:
         from concurrent.futures import ThreadPoolExecutor  # on first use: importing the package stays cheap
 
-        self.workers = workers or 2 * (os.cpu_count() or 1)
+        self.workers = workers or 2 * available_cpus()
         self._executor = ThreadPoolExecutor(self.workers, thread_name_prefix="sandbox")
 
     def map(self, fn: Callable[[T], R], items: Iterable[T]) -> list[R]:

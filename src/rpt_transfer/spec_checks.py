@@ -1,0 +1,251 @@
+"""Checks of a study that span fields, and the one-line form every spec problem takes.
+
+pydantic checks each field on its own; these check what only the whole study tells: names that must refer
+to models and benchmarks, benchmark options, training data, tiny-model lineage, and numbers that JSON (so
+job ids) cannot hold. They cover what planning takes from the spec itself, so planning fails only on what
+lies outside it (the Hub, local benchmark copies, a training file's content), which `validate` finds by
+planning. Each problem is one line, `field.path: problem (got X); accepted: ...`, so `validate` can list
+them all and `plan` and `run` can refuse with the first.
+"""
+
+import math
+import os
+import re
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rpt_transfer import benchmarks
+from rpt_transfer.benchmarks import SyntheticSource
+from rpt_transfer.errors import RptError
+from rpt_transfer.training.config import TrainData, check_hyper
+
+if TYPE_CHECKING:
+    from rpt_transfer.spec import InterventionalStudy, ObservationalStudy
+
+_PLAIN_KEY = re.compile(r"^[\w.-]+$")
+_GOT_LIMIT = 120
+"""Longest `(got ...)` shown; a pasted document as a value must not flood the terminal."""
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029"}
+"""Every character `str.splitlines` breaks at, mapped to its escape."""
+_DATA_ACCEPTED = "accepted: a JSONL file of id, prompt, reference: a local path, or an s3:// or file:// URI"
+
+
+def location(parts: Sequence[Any]) -> str:
+    """A dotted field path, `models.base.tiny.seed` or `train[0].data`; odd keys are quoted on one line."""
+    text = ""
+    for part in parts:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        elif isinstance(part, str) and _PLAIN_KEY.match(part):
+            text += f".{part}"
+        else:
+            text += f"[{part!r}]"
+    return text.lstrip(".") or "(top level)"
+
+
+def got(value: Any) -> str:
+    """`(got X)` for a message: the value's repr on one line, cut to a readable length."""
+    shown = one_line(repr(value))
+    return f"(got {shown[:_GOT_LIMIT]}...)" if len(shown) > _GOT_LIMIT else f"(got {shown})"
+
+
+def one_line(text: str) -> str:
+    """The text with each character that would break it into lines written as its escape, as repr does."""
+    return text.translate(_LINE_BREAKS)
+
+
+def names(values: Any) -> str:
+    """Accepted names, sorted, for the end of a message."""
+    return ", ".join(sorted(values)) or "(none)"
+
+
+def pydantic_line(error: Any, strip: int = 1) -> tuple[str, str]:
+    """A pydantic error as (field path, one-line problem), dropping the wrapper field and the union's tag."""
+    loc = list(error["loc"][strip:])
+    if loc and loc[0] in ("observational", "interventional"):
+        loc = loc[1:]
+    where = location(loc)
+    message = error["msg"]
+    if error["type"] == "extra_forbidden":
+        message = "unknown field"
+    elif error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+        message = "`kind` must be `observational` or `interventional`"
+        where = "kind"
+    given = error.get("input")
+    plain = error["type"] in ("missing", "extra_forbidden") or isinstance(given, dict)
+    return where, f"{where}: {message}{'' if plain else ' ' + got(given)}"
+
+
+def non_finite(data: Any, parts: tuple[Any, ...] = ()) -> Iterator[tuple[str, str]]:
+    """Every NaN or infinity in the YAML (`.nan`, `.inf`), as (field path, problem): JSON cannot hold them."""
+    if isinstance(data, float) and not math.isfinite(data):
+        where = location(parts)
+        yield where, f"{where}: not a finite number {got(data)}; accepted: a finite number"
+    elif isinstance(data, dict):
+        for key, value in data.items():
+            yield from non_finite(value, (*parts, key))
+    elif isinstance(data, list):
+        for index, value in enumerate(data):
+            yield from non_finite(value, (*parts, index))
+
+
+def cross_check(study: "ObservationalStudy | InterventionalStudy") -> list[str]:
+    """Checks that span fields: names that must refer to models and benchmarks, options, data, lineage."""
+    problems: list[str] = []
+    known: set[str] = set()
+    for index, name in enumerate(study.benchmarks):
+        try:
+            known |= {b.name for b in benchmarks.expand([name])}
+        except RptError as err:
+            problems.append(f"benchmarks[{index}]: {err}")
+    for field in ("overrides", "benchmark_options"):
+        for name in getattr(study, field):
+            if name not in known:
+                where = location([field, name])
+                problems.append(f"{where}: not a benchmark of this study; accepted: {names(known)}")
+    problems += _check_options(study, known)
+    problems += _check_models(study)
+    if study.kind == "observational":
+        problems += _check_pairs(study)
+    else:
+        problems += _check_training(study)
+    return problems
+
+
+def _check_pairs(study: "ObservationalStudy") -> list[str]:
+    problems = []
+    for index, pair in enumerate(study.pairs):
+        for role in ("rpt", "base"):
+            name = getattr(pair, role)
+            if name not in study.models:
+                accepted = names(study.models)
+                problems.append(f"pairs[{index}].{role}: unknown model {name!r}; accepted: {accepted}")
+    listed = [pair.name for pair in study.pairs]
+    return problems + [
+        f"pairs: duplicate pair name {n!r}" for n in sorted({n for n in listed if listed.count(n) > 1})
+    ]
+
+
+def _check_options(study: "ObservationalStudy | InterventionalStudy", known: set[str]) -> list[str]:
+    """Each benchmark's options, checked by the benchmark exactly as planning will parse them."""
+    from pydantic import ValidationError
+
+    with_options = [b.name for b in benchmarks.ALL_BENCHMARKS if b.subset is not None]
+    problems = []
+    for name, options in study.benchmark_options.items():
+        if name not in known:
+            continue
+        bench = benchmarks.get_benchmark(name)
+        where = location(["benchmark_options", name])
+        if bench.subset is None:
+            if options:
+                problems.append(
+                    f"{where}: {name} takes no options {got(options)}; "
+                    f"accepted: options only for {names(with_options)}"
+                )
+            continue
+        try:
+            bench.parse_options(options)
+        except ValidationError as err:
+            problems += [f"{where}.{pydantic_line(e, strip=0)[1]}" for e in err.errors()]
+    return problems
+
+
+def _check_training(study: "InterventionalStudy") -> list[str]:
+    problems = []
+    if study.base not in study.models:
+        problems.append(f"base: unknown model {study.base!r}; accepted: {names(study.models)}")
+    listed = [run.name for run in study.train]
+    twice = sorted({n for n in listed if listed.count(n) > 1})
+    problems += [f"train: duplicate run name {n!r}" for n in twice]
+    for index, run in enumerate(study.train):
+        where = f"train[{index}]"
+        if run.name in study.models:
+            problems.append(f"{where}.name: {run.name!r} is already a model in `models`; pick another name")
+        problems += check_hyper(study.training, run.hyperparameters, f"{where}.hyperparameters")
+        problems += _check_train_data(run.data, f"{where}.data")
+    return problems
+
+
+def _synthetic() -> list[str]:
+    return [b.name for b in benchmarks.ALL_BENCHMARKS if isinstance(b.source, SyntheticSource)]
+
+
+def _check_train_data(data: TrainData, where: str) -> list[str]:
+    if data.benchmark is not None:
+        try:
+            bench = benchmarks.get_benchmark(data.benchmark)
+        except RptError as err:
+            return [f"{where}.benchmark: {err}"]
+        if not isinstance(bench.source, SyntheticSource):
+            return [
+                f"{where}.benchmark: {bench.name} has no training split (its items are test data); "
+                f"accepted: a synthetic benchmark ({names(_synthetic())}) or a `path` to a training set"
+            ]
+        return []
+    from rpt_transfer.scoring import SCORERS
+
+    problems = []
+    if data.scorer not in SCORERS:
+        problems.append(f"{where}.scorer: unknown scorer {data.scorer!r}; accepted: {names(SCORERS)}")
+    if data.path is not None:
+        problems += _check_data_file(data.path, f"{where}.path")
+    return problems
+
+
+def _check_data_file(path: str, where: str) -> list[str]:
+    """A local training file must exist and be readable (planning hashes its bytes); a URI is read then."""
+    if "\x00" in path:  # no file system or store takes it, and the OS refuses it before any lookup
+        return [f"{where}: not a usable path (it holds a NUL byte) {got(path)}; {_DATA_ACCEPTED}"]
+    if "://" in path:  # a store URI is read (and hashed) when the plan is built, which validate does too
+        scheme = path.partition("://")[0].lower()
+        return [] if scheme in ("s3", "file") else [f"{where}: unsupported URI {got(path)}; {_DATA_ACCEPTED}"]
+    try:
+        file = Path(path)
+        if not file.is_file():
+            return [f"{where}: no such file {got(path)}; {_DATA_ACCEPTED}"]
+        if not os.access(file, os.R_OK):
+            return [f"{where}: cannot read the file {got(path)}; {_DATA_ACCEPTED}"]
+    except (OSError, ValueError) as err:  # a NUL byte or an over-long name: the OS refuses the path itself
+        return [f"{where}: not a usable path ({err}) {got(path)}; {_DATA_ACCEPTED}"]
+    return []
+
+
+def _check_models(study: "ObservationalStudy | InterventionalStudy") -> list[str]:
+    problems: list[str] = []
+    for name, model in study.models.items():
+        if model.tiny is None:
+            continue
+        for corpus_name in model.tiny.corpus:
+            where = location(["models", name, "tiny", "corpus", corpus_name])
+            try:
+                bench = benchmarks.get_benchmark(corpus_name)
+            except RptError as err:
+                problems.append(f"{where}: {err}")
+                continue
+            if not isinstance(bench.source, SyntheticSource):
+                problems.append(
+                    f"{where}: {bench.name} has no generator to draw pre-training text from (its items are "
+                    f"test data); accepted: a synthetic benchmark ({names(_synthetic())})"
+                )
+        init = model.tiny.init
+        if init is not None and (init not in study.models or study.models[init].tiny is None):
+            tiny_names = [n for n, m in study.models.items() if m.tiny is not None and n != name]
+            problems.append(
+                f"models.{name}.tiny.init: {init!r} is not a tiny model; accepted: {names(tiny_names)}"
+            )
+    if not problems:
+        problems += _init_cycles(study)
+    return problems
+
+
+def _init_cycles(study: "ObservationalStudy | InterventionalStudy") -> list[str]:
+    for start in study.models:
+        seen, current = {start}, study.models[start]
+        while current.tiny is not None and current.tiny.init is not None:
+            if current.tiny.init in seen:
+                return [f"models.{start}.tiny.init: models initialise from each other in a cycle"]
+            seen.add(current.tiny.init)
+            current = study.models[current.tiny.init]
+    return []

@@ -1,0 +1,244 @@
+"""Rebuild a study's MLflow runs from the store: the parent run with its report, train runs, score runs.
+
+The store is the truth and MLflow a view, so every run can be made again from finished jobs' outputs: a
+score run from the score parquet, a train run from `metrics.jsonl` and `summary.json` committed with the
+checkpoint, the parent run from the aggregate job's report folder and its `metrics.json`. The jobs log
+through the same functions (a score job after its commit, a train job at its end, the aggregate job for
+the whole study), and `rpt-transfer track sync` calls `sync_study` on its own, into any server, as often as
+wanted: runs are found again by their claims, params only added, metrics only where missing or changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from mlflow.entities import Run
+from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+from rpt_transfer.errors import RptError
+from rpt_transfer.jobs.aggregate import REPORT_METRICS
+from rpt_transfer.jobs.rows import from_parquet
+from rpt_transfer.jobs.score import summarise
+from rpt_transfer.jobs.train_metrics import METRICS_FILE, SUMMARY_FILE, from_jsonl
+from rpt_transfer.plan import Job, Plan
+from rpt_transfer.store import Store
+from rpt_transfer.tracking import Tracker, open_tracker
+from rpt_transfer.tracking_claims import CLAIM_TAG, PENDING
+from rpt_transfer.tracking_runs import (
+    score_params,
+    score_run_name,
+    score_tags,
+    train_params,
+    train_run_name,
+    train_tags,
+)
+
+REPORT_TAG = "report_sha"
+"""Parent-run tag: hash of the report files last uploaded, so an unchanged report is not uploaded again."""
+STALE_PENDING_S = 3600
+"""A run still tagged pending after this long belongs to a writer that died before claiming it."""
+
+
+@dataclass
+class Synced:
+    """What one sync did, for the command's summary line."""
+
+    tracking_uri: str
+    study: str
+    train: int = 0
+    score: int = 0
+    not_done: int = 0
+    report: bool = False
+    points: int = 0
+    removed: int = 0
+
+
+def sync_study_file(path: Path, tracking_uri: str | None) -> Synced:
+    """`rpt-transfer track sync`: the study's latest stored plan, synced into its (or the given) MLflow."""
+    from rpt_transfer.plan_store import current_plan
+    from rpt_transfer.runner import load_and_resolve
+
+    loaded = load_and_resolve(path, check_store=True, write=True, runnable=False)  # reads, runs nothing
+    uri = tracking_uri or loaded.settings.tracking_uri
+    if uri is None:
+        raise RptError(
+            f"{path}: tracking is off for study {loaded.study.study!r} ({loaded.settings.tracking_from}); "
+            "accepted: --tracking-uri URI, MLFLOW_TRACKING_URI, or `tracking_uri` in the study"
+        )
+    plan = current_plan(loaded.store, loaded.study.study)
+    return sync_study(open_tracker(uri, loaded.store), plan, loaded.store)
+
+
+def sync_study(tracker: Tracker, plan: Plan, store: Store, report_dir: Path | None = None) -> Synced:
+    """Every run of the study from its finished jobs; the report from `report_dir` or the aggregate job."""
+    synced = Synced(tracker.uri, plan.study)
+    parent = tracker.study_run(plan.study)
+    for job in plan.jobs:
+        if job.kind not in ("train", "score"):
+            continue
+        if not store.is_done(job.key):
+            synced.not_done += 1
+        elif job.kind == "train":
+            synced.points += sync_train(tracker, plan, store, job, parent)
+            synced.train += 1
+        else:
+            sync_score(tracker, plan, store, job, parent)
+            synced.score += 1
+    aggregate = next(job for job in plan.jobs if job.kind == "aggregate")
+    if report_dir is not None:
+        sync_report(tracker, parent, report_dir)
+        synced.report = True
+    elif store.is_done(aggregate.key):
+        with tempfile.TemporaryDirectory(prefix="rpt-sync-") as tmp:
+            sync_report(tracker, parent, store.download(aggregate.key, Path(tmp)))
+        synced.report = True
+    synced.removed = remove_leftovers(tracker, plan.study, {job.id for job in plan.jobs})
+    return synced
+
+
+def sync_score(
+    tracker: Tracker, plan: Plan, store: Store, job: Job, parent_run_id: str, metrics: dict | None = None
+) -> str:
+    """The run of one finished score job: params, tags, and its summary metrics (read from the store)."""
+    run = tracker.job_run(
+        plan.study,
+        job.id,
+        run_name=score_run_name(job),
+        run_type="result",
+        tags=score_tags(plan, job),
+        parent_run_id=parent_run_id,
+    )
+    tracker.log_params(run, job.id, score_params(plan, job))
+    tracker.log_metrics(run, score_metrics(store, job) if metrics is None else metrics)
+    tracker.set_status(run, "FINISHED")
+    return run.info.run_id
+
+
+def score_metrics(store: Store, job: Job) -> dict[str, float]:
+    """The summary metrics of a finished score job, from its parquet parts (each verified)."""
+    manifest = store.manifest(job.key)
+    assert manifest is not None, f"{job.key} is not done"
+    rows = []
+    for obj in manifest.objects:
+        if obj.name.endswith(".parquet"):
+            rows += from_parquet(store.read_object(job.key, obj.name)).to_pylist()
+    return summarise(rows)
+
+
+def train_run(tracker: Tracker, plan: Plan, job: Job, parent_run_id: str) -> Run:
+    """The run of a train job, with its params and tags (live training and sync both start here)."""
+    run = tracker.job_run(
+        plan.study,
+        job.id,
+        run_name=train_run_name(job),
+        run_type="train",
+        tags=train_tags(plan, job),
+        parent_run_id=parent_run_id,
+    )
+    tracker.log_params(run, job.id, train_params(plan, job))
+    return run
+
+
+class LiveRun(NamedTuple):
+    """A running train job's MLflow run; steps up to `last_step` are in it already (a resumed job)."""
+
+    tracker: Tracker
+    run_id: str
+    parent_run_id: str
+    last_step: int
+
+
+def start_train_run(tracker: Tracker, plan: Plan, job: Job) -> LiveRun:
+    """The run of a train job that starts (or resumes), set RUNNING, with the last step it holds."""
+    parent = tracker.study_run(plan.study)
+    run = train_run(tracker, plan, job, parent)
+    tracker.set_status(run, "RUNNING")
+    last = max((max(steps) for steps in tracker.logged_steps(run).values() if steps), default=0)
+    return LiveRun(tracker, run.info.run_id, parent, last)
+
+
+def fail_train_run(live: LiveRun, metrics: dict[str, float]) -> None:
+    """Close the run of a train job that failed, with what is known (e.g. the reward failure rate)."""
+    run = live.tracker.get_run(live.run_id)
+    live.tracker.log_metrics(run, metrics)
+    live.tracker.set_status(run, "FAILED")
+
+
+def sync_train(tracker: Tracker, plan: Plan, store: Store, job: Job, parent_run_id: str) -> int:
+    """The run of one finished train job: per-step histories and summary; returns metric points added."""
+    run = train_run(tracker, plan, job, parent_run_id)
+    manifest = store.manifest(job.key)
+    assert manifest is not None, f"{job.key} is not done"
+    names = {obj.name for obj in manifest.objects}
+    added, stepped = 0, set()
+    if METRICS_FILE in names:  # checkpoints made before metrics were kept in the store have none
+        rows = from_jsonl(store.read_object(job.key, METRICS_FILE))
+        added = tracker.log_history(run, [(r.step, r.metrics) for r in rows], [r.timestamp for r in rows])
+        stepped = {key for row in rows for key in row.metrics}
+    if SUMMARY_FILE in names:
+        summary = json.loads(store.read_object(job.key, SUMMARY_FILE))
+        # A key with a step history keeps it: a value at step 0 would become neither latest nor history.
+        tracker.log_metrics(run, {k: v for k, v in summary.items() if k not in stepped})
+    tracker.set_status(run, "FINISHED")
+    return added
+
+
+def sync_report(tracker: Tracker, parent_run_id: str, report_dir: Path) -> None:
+    """The report as the parent run's artifacts and its headline metrics (`metrics.json`) as metrics."""
+    metrics_path = report_dir / REPORT_METRICS
+    metrics = json.loads(metrics_path.read_text(encoding="utf-8")) if metrics_path.is_file() else {}
+    log_report(tracker, parent_run_id, report_dir, metrics)
+
+
+def log_report(tracker: Tracker, run_id: str, report_dir: Path, metrics: dict, path: str = "report") -> None:
+    """Mirror a report folder as the run's artifacts, replacing any other report, plus its metrics.
+
+    The upload is skipped when the run's `report_sha` tag says it holds these very files already.
+    """
+    if not report_dir.is_dir():
+        raise RptError(f"report folder {report_dir} does not exist or is not a folder")
+    client = tracker.client
+    run = client.get_run(run_id)
+    digest = _folder_sha(report_dir)
+    uploaded = client.list_artifacts(run_id, path)
+    if run.data.tags.get(REPORT_TAG) != digest or not uploaded:
+        if uploaded:  # uploading overwrites files of the same name but keeps files only an older report had
+            repo = get_artifact_repository(run.info.artifact_uri, tracking_uri=tracker.uri)
+            repo.delete_artifacts(path)
+        client.log_artifacts(run_id, str(report_dir), path)
+        tracker.set_tags(run_id, {REPORT_TAG: digest})
+    tracker.log_metrics(run, metrics)
+
+
+def _folder_sha(folder: Path) -> str:
+    """Hash of a folder's files (relative names and bytes), to tell an unchanged report."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in folder.rglob("*") if p.is_file()):
+        digest.update(f"{file.relative_to(folder).as_posix()}\0".encode())
+        digest.update(hashlib.sha256(file.read_bytes()).digest())
+    return digest.hexdigest()[:16]
+
+
+def remove_leftovers(tracker: Tracker, study: str, job_ids: set[str]) -> int:
+    """Delete runs that are no job's run; return how many.
+
+    Those are pending runs of writers that died before claiming, and runs that versions before claims made
+    twice for one job (the claimed one stays).
+    """
+    now_ms = time.time() * 1000
+    removed = 0
+    for run in tracker.find_runs(study):
+        tags = run.data.tags
+        stale = tags.get(CLAIM_TAG) == PENDING and now_ms - run.info.start_time > STALE_PENDING_S * 1000
+        name = "study" if tags.get("run_type") == "study" else tags.get("job_id")
+        legacy = CLAIM_TAG not in tags and name in (job_ids | {"study"})
+        if stale or (legacy and tracker.claimed_run_id(study, name) not in (None, run.info.run_id)):
+            tracker.delete_run(run.info.run_id)
+            removed += 1
+    return removed
