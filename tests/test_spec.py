@@ -69,9 +69,10 @@ def test_every_problem_is_reported_at_once(tmp_path: Path) -> None:
     study = tiny_study("store", sampling={"n": 0, "colour": "red"}, benchmarks=["nope"])
     with pytest.raises(SpecError) as caught:
         load_study(write_study(tmp_path / "s.yaml", study))
-    # pydantic problems come first; cross-field checks run only on a structurally valid spec
-    assert len(caught.value.problems) == 2
-    assert "(and 1 more problems)" in str(caught.value)
+    # field problems first; of the cross-field checks, unknown benchmark names are reported with them
+    assert len(caught.value.problems) == 3
+    assert "benchmarks[0]: unknown benchmark 'nope'" in caught.value.problems[-1]
+    assert "(and 2 more problems)" in str(caught.value)
 
 
 def test_cross_field_problems_together(tmp_path: Path) -> None:

@@ -283,3 +283,17 @@ def test_store_that_cannot_be_made(capsys: pytest.CaptureFixture[str], tmp_path:
         and len(result.stderr.splitlines()) == 1
     )
     assert call_cli(capsys, "plan", str(path)).returncode == 0
+
+
+def test_field_problems_and_unknown_benchmarks_in_one_run(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    study = tiny_study(str(tmp_path / "store"), benchmarks=["smoke", "gsm9k"])
+    study["sampling"] = {"temprature": 0.5}
+    path = write_study(tmp_path / "s.yaml", study)
+    result = call_cli(capsys, "validate", str(path))
+    assert result.returncode == 2
+    lines = error_lines(result.stderr)
+    assert len(lines) == 2, lines
+    assert any("sampling.temprature: unknown field" in line for line in lines)
+    assert any("benchmarks[1]: unknown benchmark 'gsm9k'" in line for line in lines)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rpt_transfer.benchmarks import Domain
 from rpt_transfer.errors import SpecError
 from rpt_transfer.generation.base import PromptMode, SamplingParams
-from rpt_transfer.spec_checks import cross_check, non_finite, one_line, pydantic_line
+from rpt_transfer.spec_checks import benchmark_name_problems, cross_check, non_finite, one_line, pydantic_line
 from rpt_transfer.training.config import TrainerName, TrainHyper, TrainSpec, merged_hyper
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
@@ -226,6 +226,7 @@ def parse_study(
     except ValidationError as err:
         lines = [pydantic_line(e) for e in err.errors()]
         problems = list(infinite.values()) + [line for where, line in lines if where not in infinite]
+        problems += benchmark_name_problems(data, {where for where, _ in lines})
         raise problems_error(source, problems) from None
     problems = list(infinite.values()) + cross_check(study)
     if runnable:

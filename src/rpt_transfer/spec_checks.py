@@ -90,6 +90,26 @@ def non_finite(data: Any, parts: tuple[Any, ...] = ()) -> Iterator[tuple[str, st
             yield from non_finite(value, (*parts, index))
 
 
+def benchmark_name_problems(data: Any, flagged: set[str]) -> list[str]:
+    """Unknown benchmark names of a spec whose fields failed to validate, reported in the same run.
+
+    The other cross-field checks need a sound spec; benchmark names only need the raw list, and a typo
+    there is the mistake people make most.
+    """
+    listed = data.get("benchmarks") if isinstance(data, dict) else None
+    if not isinstance(listed, list) or any(where.startswith("benchmarks") for where in flagged):
+        return []
+    problems = []
+    for index, name in enumerate(listed):
+        if not isinstance(name, str):
+            continue
+        try:
+            benchmarks.expand([name])
+        except RptError as err:
+            problems.append(f"benchmarks[{index}]: {err}")
+    return problems
+
+
 def cross_check(study: "ObservationalStudy | InterventionalStudy") -> list[str]:
     """Checks that span fields: names that must refer to models and benchmarks, options, data, lineage."""
     problems: list[str] = []

@@ -128,11 +128,11 @@ def expected(scores: pd.DataFrame) -> dict:
                 "domain": domain,
             }  # fmt: skip
         for domain in ("math", "code", "knowledge"):
-            chosen = [b for b, d in BENCHMARKS.items() if d == domain]
-            base = np.array([v for b in chosen for v in means[(pair.base_model, b)].values()])
-            rpt = np.array(
-                [means[(pair.rpt_model, b)][i] for b in chosen for i in means[(pair.base_model, b)]]
-            )
+            # items in (benchmark, item id) order: the report's draws must not depend on row order
+            chosen = sorted(b for b, d in BENCHMARKS.items() if d == domain)
+            keys = [(b, i) for b in chosen for i in sorted(means[(pair.base_model, b)])]
+            base = np.array([means[(pair.base_model, b)][i] for b, i in keys])
+            rpt = np.array([means[(pair.rpt_model, b)][i] for b, i in keys])
             tests[(pair.name, domain)] = (rpt.mean() - base.mean(), p_value(base, rpt), len(base))
     for pair in PAIRS:
         mine = {b: e for (name, b), e in effects.items() if name == pair.name}

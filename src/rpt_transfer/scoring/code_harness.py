@@ -435,7 +435,8 @@ def harness_bytecode(mode: str) -> bytes:
     Every byte of it is unmarshalled into fresh memory in each run, and fresh pages are what a run pays
     for most, so the script carries only what its mode runs.
     """
-    tree = pyast.parse(harness_source(mode))
+    with pyast.LOCK:  # inspect.getsource parses the module, racing other threads' parses (see pyast)
+        tree = pyast.parse(harness_source(mode))
     for node in ast.walk(tree):
         if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
             node.returns = None
