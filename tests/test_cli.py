@@ -106,7 +106,7 @@ def test_job_from_a_plan_of_another_study(tmp_path: Path) -> None:
     payload = json.loads(plan_json.stdout)
     foreign = store / "studies" / "other" / "plan.json"
     foreign.parent.mkdir(parents=True)
-    from rpt_transfer.plan import make_plan
+    from rpt_transfer.planner import make_plan
     from rpt_transfer.spec import load_study
 
     foreign.write_text(make_plan(load_study(tmp_path / "s.yaml"), f"file://{store}", None).to_json())
@@ -126,7 +126,7 @@ def test_job_from_a_plan_of_another_study(tmp_path: Path) -> None:
 def test_job_before_its_dependencies(tmp_path: Path) -> None:
     store = tmp_path / "store"
     study = write_study(tmp_path / "s.yaml", tiny_study(str(store)))
-    from rpt_transfer.plan import make_plan
+    from rpt_transfer.planner import make_plan
     from rpt_transfer.spec import load_study
 
     plan = make_plan(load_study(study), f"file://{store}", None)

@@ -17,7 +17,8 @@ from conftest import BENCHMARK_DATA, REPO, benchmark_data, run_cli
 from rpt_transfer.benchmarks import expand, usaco
 from rpt_transfer.benchmarks.sources import DATA_ENV, DatasetSource
 from rpt_transfer.errors import RptError
-from rpt_transfer.plan import Plan, make_plan
+from rpt_transfer.plan import Plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.revisions import is_commit
 from rpt_transfer.spec import load_study
 from servers_hub import FakeHub, commit_of, fake_hub

@@ -10,7 +10,8 @@ import yaml
 from conftest import run_cli, tiny_study, write_study
 from rpt_transfer.errors import PlanError
 from rpt_transfer.hashing import canonical_json, sha256_hex
-from rpt_transfer.plan import Plan, load_plan, make_plan
+from rpt_transfer.plan import Plan, load_plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.runner import load_and_resolve
 from rpt_transfer.spec import parse_study
 
@@ -49,7 +50,7 @@ def test_ids_are_stable_across_processes() -> None:
     """Same inputs, same ids, whatever the interpreter's hash seed (a stand-in for another machine)."""
     code = (
         "import yaml, sys; sys.path.insert(0, 'tests'); from conftest import tiny_study;"
-        "from rpt_transfer.spec import parse_study; from rpt_transfer.plan import make_plan;"
+        "from rpt_transfer.spec import parse_study; from rpt_transfer.planner import make_plan;"
         f"p = make_plan(parse_study(yaml.safe_dump(tiny_study({STORE!r})), 's'), {STORE!r}, None);"
         "print(' '.join(j.id for j in p.jobs))"
     )

@@ -12,8 +12,9 @@ from rpt_transfer import benchmarks, settings
 from rpt_transfer.benchmarks import BenchmarkSpec
 from rpt_transfer.benchmarks.sources import UNPINNED, DatasetSource, data_root
 from rpt_transfer.executors import JobState, LocalExecutor, Outcome
-from rpt_transfer.plan import STAGES, Plan, content_digest, make_plan, spec_key
+from rpt_transfer.plan import STAGES, Plan, content_digest, spec_key
 from rpt_transfer.plan_store import current_plan, publish_plan, put_once, read_plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import InterventionalStudy, ObservationalStudy, load_study
 from rpt_transfer.store import Store
 from rpt_transfer.training.data import stage_inputs

@@ -98,7 +98,7 @@ def planning_problems(study: "ObservationalStudy | InterventionalStudy", first: 
     reached at all, one line says so (it names every model stuck on a branch) rather than one per model.
     """
     from rpt_transfer import benchmarks
-    from rpt_transfer.plan import _Planner, study_pairs
+    from rpt_transfer.planner import _Planner, study_pairs
     from rpt_transfer.revisions import HubUnavailable
 
     found = _lines(first)

@@ -6,7 +6,8 @@ import yaml
 from conftest import tiny_study
 from rpt_transfer.errors import RptError
 from rpt_transfer.generation import BACKEND_VERSIONS, BACKENDS, FakeBackend, backend_version
-from rpt_transfer.plan import Plan, make_plan
+from rpt_transfer.plan import Plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import parse_study
 
 STORE = "file:///tmp/unused-store"

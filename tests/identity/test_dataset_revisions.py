@@ -16,7 +16,8 @@ from conftest import tiny_study
 from rpt_transfer.benchmarks import finben, get_benchmark, sources, tabfact
 from rpt_transfer.errors import RptError
 from rpt_transfer.jobs.generate import benchmark_for
-from rpt_transfer.plan import Plan, make_plan
+from rpt_transfer.plan import Plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import parse_study
 from servers_hub import FakeHub, commit_of
 

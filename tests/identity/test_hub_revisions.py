@@ -13,7 +13,8 @@ import servers_hub
 from conftest import run_cli, write_study
 from rpt_transfer.errors import RptError
 from rpt_transfer.jobs.models import model_source
-from rpt_transfer.plan import Plan, make_plan
+from rpt_transfer.plan import Plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import parse_study
 from servers_hub import FakeHub, commit_of
 from servers_s3 import free_port

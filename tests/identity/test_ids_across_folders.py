@@ -15,7 +15,7 @@ import yaml
 import servers_hub
 from conftest import CLI
 from rpt_transfer.benchmarks.sources import DATA_ENV
-from rpt_transfer.plan import make_plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import load_study
 from servers_hub import FakeHub
 

@@ -11,7 +11,8 @@ from conftest import run_cli
 from rpt_transfer.errors import RptError
 from rpt_transfer.hashing import sha256_hex
 from rpt_transfer.jobs import run_job
-from rpt_transfer.plan import Plan, make_plan
+from rpt_transfer.plan import Plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import parse_study
 from rpt_transfer.store import Store
 from rpt_transfer.training.data import load_examples, stage_inputs, staged_key

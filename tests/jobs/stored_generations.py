@@ -12,7 +12,8 @@ from rpt_transfer.generation import FakeBackend, GenRequest
 from rpt_transfer.jobs import generate
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.progress import Progress
-from rpt_transfer.plan import Plan, make_plan
+from rpt_transfer.plan import Plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import parse_study
 from rpt_transfer.store import Store
 

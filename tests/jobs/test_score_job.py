@@ -10,7 +10,7 @@ from conftest import tiny_study
 from rpt_transfer.benchmarks import get_benchmark
 from rpt_transfer.jobs import run_job
 from rpt_transfer.jobs.rows import GENERATION_SCHEMA, from_parquet, to_parquet
-from rpt_transfer.plan import make_plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import parse_study
 from rpt_transfer.store import Store
 

@@ -135,7 +135,7 @@ def test_train_killed_midway_resumes_from_its_last_checkpoint(tmp_path: Path) ->
 
 
 def test_a_tampered_base_checkpoint_fails_the_train_job_with_one_line(tmp_path: Path) -> None:
-    from rpt_transfer.plan import make_plan
+    from rpt_transfer.planner import make_plan
     from rpt_transfer.spec import parse_study
 
     store = tmp_path / "store"

@@ -5,7 +5,8 @@ from __future__ import annotations
 import yaml
 
 from conftest import tiny_study
-from rpt_transfer.plan import Plan, make_plan
+from rpt_transfer.plan import Plan
+from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import parse_study
 from rpt_transfer.tracking_runs import score_params, score_tags, train_params, train_run_name, train_tags
 
