@@ -106,15 +106,7 @@ def sync_score(
     tracker: Tracker, plan: Plan, store: Store, job: Job, parent_run_id: str, metrics: dict | None = None
 ) -> str:
     """The run of one finished score job: params, tags, and its summary metrics (read from the store)."""
-    run = tracker.job_run(
-        plan.study,
-        job.id,
-        run_name=score_run_name(job),
-        run_type="result",
-        tags=score_tags(plan, job),
-        parent_run_id=parent_run_id,
-    )
-    tracker.log_params(run, job.id, score_params(plan, job))
+    run = _job_run(tracker, plan, job, parent_run_id, "result")
     tracker.log_metrics(run, score_metrics(store, job) if metrics is None else metrics)
     tracker.set_status(run, "FINISHED")
     return run.info.run_id
@@ -133,15 +125,25 @@ def score_metrics(store: Store, job: Job) -> dict[str, float]:
 
 def train_run(tracker: Tracker, plan: Plan, job: Job, parent_run_id: str) -> Run:
     """The run of a train job, with its params and tags (live training and sync both start here)."""
+    return _job_run(tracker, plan, job, parent_run_id, "train")
+
+
+def _job_run(tracker: Tracker, plan: Plan, job: Job, parent_run_id: str, run_type: str) -> Run:
+    """A score (`result`) or train job's run, found by its claim, with its name, tags and params."""
+    name, tags, params = (
+        (score_run_name, score_tags, score_params)
+        if run_type == "result"
+        else (train_run_name, train_tags, train_params)
+    )
     run = tracker.job_run(
         plan.study,
         job.id,
-        run_name=train_run_name(job),
-        run_type="train",
-        tags=train_tags(plan, job),
+        run_name=name(job),
+        run_type=run_type,
+        tags=tags(plan, job),
         parent_run_id=parent_run_id,
     )
-    tracker.log_params(run, job.id, train_params(plan, job))
+    tracker.log_params(run, job.id, params(plan, job))
     return run
 
 
