@@ -1,15 +1,18 @@
 """Verifiers, one per answer type, shared by evaluation and RL rewards."""
 
-from collections.abc import Callable, Sequence
-from typing import NamedTuple
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple
 
 from rpt_transfer.errors import RptError
 from rpt_transfer.scoring import choice, code, math, polyglot, sandbox
 from rpt_transfer.scoring.verdict import Verdict
 
-Verifier = Callable[[str, str], Verdict]
-BatchVerifier = Callable[[Sequence[tuple[str, str]], Sequence[str | None]], list[Verdict]]
-"""verify_many(pairs of (completion, reference), finish reasons) -> one verdict per pair, in order."""
+Verifier = Callable[..., Verdict]
+"""verify(completion, reference, context=None) -> Verdict; `context` is the item's metadata (see below)."""
+Context = Mapping[str, Any] | None
+"""An item's metadata, for scorers that need more than the reference (a choice item's `choices`)."""
+BatchVerifier = Callable[..., list[Verdict]]
+"""verify_many(pairs of (completion, reference), finish reasons, contexts=None) -> one verdict per pair."""
 
 
 class Scorer(NamedTuple):
@@ -23,7 +26,11 @@ class Scorer(NamedTuple):
 def _in_sandbox_pool(verify: Verifier) -> BatchVerifier:
     """Batch form of a verifier that runs programs: samples run in parallel, one sandbox each."""
 
-    def verify_many(pairs: Sequence[tuple[str, str]], finish_reasons: Sequence[str | None]) -> list[Verdict]:
+    def verify_many(
+        pairs: Sequence[tuple[str, str]],
+        finish_reasons: Sequence[str | None],
+        contexts: Sequence[Context] | None = None,
+    ) -> list[Verdict]:
         return sandbox.run_many(lambda pair: verify(*pair), pairs)
 
     return verify_many
@@ -32,15 +39,22 @@ def _in_sandbox_pool(verify: Verifier) -> BatchVerifier:
 def _one_by_one(verify: Verifier) -> BatchVerifier:
     """Batch form of a verifier cheap enough to call in a loop."""
 
-    def verify_many(pairs: Sequence[tuple[str, str]], finish_reasons: Sequence[str | None]) -> list[Verdict]:
-        return [verify(completion, reference) for completion, reference in pairs]
+    def verify_many(
+        pairs: Sequence[tuple[str, str]],
+        finish_reasons: Sequence[str | None],
+        contexts: Sequence[Context] | None = None,
+    ) -> list[Verdict]:
+        given = contexts if contexts is not None else [None] * len(pairs)
+        return [verify(*pair, context) for pair, context in zip(pairs, given, strict=True)]
 
     return verify_many
 
 
 SCORERS: dict[str, Scorer] = {
     "math": Scorer(
-        math.verify, math.VERSION, lambda pairs, reasons: math.verify_many(pairs, finish_reasons=reasons)
+        math.verify,
+        math.VERSION,
+        lambda pairs, reasons, contexts=None: math.verify_many(pairs, finish_reasons=reasons),
     ),
     "choice": Scorer(choice.verify, choice.VERSION, _one_by_one(choice.verify)),
     "code_function": Scorer(code.verify_function, code.VERSION, _in_sandbox_pool(code.verify_function)),
@@ -56,4 +70,4 @@ def get_scorer(name: str) -> Scorer:
     return SCORERS[name]
 
 
-__all__ = ["SCORERS", "BatchVerifier", "Scorer", "Verdict", "Verifier", "get_scorer"]
+__all__ = ["SCORERS", "BatchVerifier", "Context", "Scorer", "Verdict", "Verifier", "get_scorer"]

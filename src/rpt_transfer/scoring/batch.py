@@ -10,13 +10,16 @@ from typing import TYPE_CHECKING
 from rpt_transfer.scoring.verdict import Verdict
 
 if TYPE_CHECKING:
-    from rpt_transfer.scoring import Scorer
+    from rpt_transfer.scoring import Context, Scorer
 
 SCORER_ERROR = "scorer_error"
 
 
 def score_batch(
-    scorer: "Scorer", pairs: Sequence[tuple[str, str]], finish_reasons: Sequence[str | None]
+    scorer: "Scorer",
+    pairs: Sequence[tuple[str, str]],
+    finish_reasons: Sequence[str | None],
+    contexts: Sequence["Context"] | None = None,
 ) -> list[Verdict]:
     """One verdict per (completion, reference) pair, through the scorer's batch form.
 
@@ -24,13 +27,15 @@ def score_batch(
     `scorer_error` verdict whose explanation names the exception.
     """
     try:
-        return list(scorer.verify_many(pairs, finish_reasons))
+        return list(scorer.verify_many(pairs, finish_reasons, contexts))
     except Exception:  # fall back to per-sample scoring, which records each failure as a verdict
-        return [_guarded(scorer, completion, reference) for completion, reference in pairs]
+        given = contexts if contexts is not None else [None] * len(pairs)
+        return [_guarded(scorer, pair, context) for pair, context in zip(pairs, given, strict=True)]
 
 
-def _guarded(scorer: "Scorer", completion: str, reference: str) -> Verdict:
+def _guarded(scorer: "Scorer", pair: tuple[str, str], context: "Context") -> Verdict:
+    completion, reference = pair
     try:
-        return scorer.verify(completion, reference)
+        return scorer.verify(completion, reference, context) if context is not None else scorer.verify(*pair)
     except Exception as err:  # one bad sample must not lose the others; callers bound the rate
         return Verdict(0.0, None, SCORER_ERROR, f"{type(err).__name__}: {err}")

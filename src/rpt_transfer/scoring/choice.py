@@ -5,6 +5,8 @@ followed by a period; "A or B" is wrong, never a lucky match.
 """
 
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from rpt_transfer.scoring.extract import final_answer
 from rpt_transfer.scoring.verdict import Verdict
@@ -19,7 +21,7 @@ def normalise_label(text: str) -> str:
     return (match.group("label") if match else text).strip().lower()
 
 
-def verify(completion: str, reference: str) -> Verdict:
+def verify(completion: str, reference: str, context: Mapping[str, Any] | None = None) -> Verdict:
     """Score a completion whose final answer should be exactly the reference label."""
     answer = final_answer(completion)
     if answer is None:
