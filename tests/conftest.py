@@ -112,22 +112,38 @@ def sandbox_ready() -> None:
         pytest.skip(f"no sandbox on this machine: {err}")
 
 
-def fallback_launcher() -> "Launcher":
-    """A sandbox launcher forced into the fallback mode, with a Python the run's own uid can read."""
-    from rpt_transfer.scoring import sandbox
-
+def fallback_python() -> str:
+    """A Python of this version that the fallback's run uids can read; skips where there is none, or not root."""
     if os.geteuid() != 0:
         pytest.skip("the fallback mode (seccomp, own uid) needs root")
+    python = sys.executable
+    if closed_folder(Path(os.path.realpath(python))) is None:
+        return python
+    other = "/usr/bin/python3"  # this Python may live where other users cannot read (a home dir)
+    version = subprocess.run(
+        [other, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, check=False
+    )
+    if version.stdout.decode().strip() != str(sys.version_info[:2]):
+        pytest.skip(f"the fallback needs a Python other users can read; {python} is not, and {other} differs")
+    return other
+
+
+def fallback_launcher(minimum: str = "landlock", landlock: bool = True) -> "Launcher":
+    """A sandbox launcher forced into the fallback mode, with a Python the run's own uid can read.
+
+    The fallback is below the default minimum isolation level, so the launcher accepts `minimum`
+    (as RPT_SANDBOX_MIN would); skips where this machine cannot give it (no Landlock for "landlock").
+    """
+    from rpt_transfer.scoring import sandbox
+
     try:
-        return sandbox.Launcher(namespaces=False)
-    except sandbox.SandboxError as err:
-        other = "/usr/bin/python3"  # this Python may live where other users cannot read (a home dir)
-        version = subprocess.run(
-            [other, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True, check=False
+        return sandbox.Launcher(
+            namespaces=False, python=fallback_python(), minimum=minimum, landlock=landlock
         )
-        if version.stdout.decode().strip() != str(sys.version_info[:2]):
-            pytest.skip(f"fallback mode unavailable: {err}")
-        return sandbox.Launcher(namespaces=False, python=other)
+    except sandbox.SandboxError as err:
+        if "below the minimum" not in str(err):
+            raise  # a fallback that cannot start at all is a failure, not a skip
+        pytest.skip(f"fallback mode unavailable: {err}")
 
 
 @pytest.fixture(scope="module")

@@ -52,6 +52,11 @@ def test_smoke_study_loads() -> None:
         ),
         ({"models": {"m": {"hub": "org/model"}}}, "models.m: Value error, a hub model needs `revision`"),
         (
+            {"scoring": {"missing_toolchains": "ignore"}},
+            "scoring.missing_toolchains: Input should be 'fail' or 'exclude'",
+        ),
+        ({"scoring": {"toolchains": "exclude"}}, "scoring.toolchains: unknown field"),
+        (
             {"models": {"m": {"hub": "org/model", "revision": "abc", "path": "checkpoints/x"}}},
             "models.m: Value error, give exactly one of hub, path or tiny (got hub, path)",
         ),

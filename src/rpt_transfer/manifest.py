@@ -112,6 +112,10 @@ class Manifest(BaseModel):
     """When the job committed, ISO-8601 UTC."""
     attempt: str | None = None
     """The attempt that wrote the objects (format 2): they lie under ``<prefix>/<attempt>/``."""
+    runtime: dict[str, str] = {}
+    """How the job ran, where that matters for its outputs but is not one of its inputs: e.g. a score
+    job's ``sandbox_isolation`` (the sandbox level its candidate programs ran under). Recorded, never in
+    the job's id; manifests written before this field read back with it empty (any format version)."""
 
     _location: str = PrivateAttr(default="")
     """Where the manifest lies in its store, for messages; not stored."""

@@ -5,6 +5,7 @@ study names, MLflow tags) sit in `context` and never change an id, so renaming a
 `planner.py` builds a plan from a study; this module is what every job and executor reads.
 """
 
+import functools
 from collections import Counter
 from typing import Any, Literal
 
@@ -66,11 +67,15 @@ class Plan(BaseModel):
     jobs: list[Job]
     """Jobs, each after all of its dependencies."""
 
+    @functools.cached_property
+    def _by_id(self) -> dict[str, Job]:
+        """Jobs by id: aggregating a paper-scale study looks up thousands of jobs."""
+        return {job.id: job for job in self.jobs}
+
     def job(self, job_id: str) -> Job:
         """The job with this id; PlanError names the study when it is not in this plan."""
-        for job in self.jobs:
-            if job.id == job_id:
-                return job
+        if job_id in self._by_id:
+            return self._by_id[job_id]
         raise PlanError(
             f"job {job_id!r} is not in the plan of study {self.study!r}; "
             f"`rpt-transfer plan` lists its {len(self.jobs)} job ids"

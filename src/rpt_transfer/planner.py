@@ -95,7 +95,7 @@ class _Planner:
             "prompt_mode": self.prompt_mode(study.base),
             "data": data,
             "algorithm": run.algorithm,
-            "hyperparameters": study.hyper_for(run).model_dump(mode="json"),
+            "hyperparameters": study.hyper_for(run).identity(),
             "seed": run.seed,
             "trainer": {"backend": study.trainer, "version": RPT_TRAINER_VERSION},
         }
@@ -179,6 +179,9 @@ class _Planner:
             "benchmark": identity,
             "scorer": {"name": bench.scorer, "version": scorer_version},
         }
+        scoring = self.study.scoring.identity()
+        if scoring:  # only when not the default, so the ids of studies that leave it out stay as they were
+            inputs["scoring"] = scoring
         return self.add(make_job("score", inputs, generate_ids, {**context, "tags": tags}, self.study.study))
 
 

@@ -1,4 +1,7 @@
-"""Where the store and MLflow are: the spec first, then the environment, then embedded defaults."""
+"""Where the store and MLflow are: the spec first, then the environment, then embedded defaults.
+
+Also the sandbox's minimum isolation level: the environment, then the sandbox's default.
+"""
 
 import os
 from pathlib import Path
@@ -8,6 +11,9 @@ DEFAULT_STORE = ".rpt/store"
 STORE_ENV = "RPT_STORE"
 TRACKING_ENV = "MLFLOW_TRACKING_URI"
 NO_TRACKING = "none"
+SANDBOX_MIN_ENV = "RPT_SANDBOX_MIN"
+"""The weakest sandbox isolation level candidate code may run under (docs/sandbox.md); unset: the default,
+under which no credential can be read (`rpt_transfer.scoring.sandbox.levels.DEFAULT_MINIMUM`)."""
 
 
 class Settings(NamedTuple):
@@ -71,3 +77,12 @@ def in_job(store_uri: str, tracking_uri: str | None) -> tuple[str, str | None]:
         if old_root is not None and tracking_uri == default_tracking_uri(old_root):
             return store, None if new_root is None else default_tracking_uri(new_root)
     return store, tracking_uri
+
+
+def sandbox_minimum() -> tuple[str | None, str]:
+    """The minimum isolation level asked for (None: the sandbox's default) and where it came from.
+
+    Read on every call (cheap), so a job that sets the variable after import still gets it.
+    """
+    value = os.environ.get(SANDBOX_MIN_ENV, "").strip()
+    return (value, SANDBOX_MIN_ENV) if value else (None, "the default")

@@ -129,6 +129,20 @@ class Resources(_Strict):
     """Prompts per forward batch for the `hf` backend."""
 
 
+class ScoringSpec(_Strict):
+    """How score jobs treat verdicts that say nothing about the model; only changed fields enter job ids."""
+
+    missing_toolchains: Literal["fail", "exclude"] = "fail"
+    """A sample whose verdict is `toolchain_missing` (a compiler or test library the scoring machine
+    lacks): `fail` stops the score job without output; `exclude` commits those rows with that reason, and
+    the report leaves them out of every accuracy and says how many. Never counted 0 (training counts the
+    same verdict as a failed reward, which stops a run when frequent: see training/rewards.py)."""
+
+    def identity(self) -> dict[str, Any]:
+        """The fields that differ from their defaults, for score job inputs (so default ids stay put)."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
 class _StudyBase(_Strict):
     study: str = Field(pattern=NAME_PATTERN)
     """Study name: names the MLflow experiment and the report folder."""
@@ -152,6 +166,8 @@ class _StudyBase(_Strict):
     """Benchmark name -> its sub-task selection (e.g. LegalBench `tasks`), checked by the benchmark."""
     resources: Resources = Resources()
     """Sharding and placement of generation jobs."""
+    scoring: ScoringSpec = ScoringSpec()
+    """How score jobs treat samples they cannot score here (missing toolchains)."""
 
     def sampling_for(self, benchmark: str, repeats: int = 1) -> SamplingParams:
         """Sampling for one benchmark: the study's, its repeats unless the study sets n, then its override."""

@@ -28,7 +28,10 @@ def flat(value: Any, prefix: str = "") -> dict[str, Any]:
 
 
 def score_params(plan: Plan, job: Job) -> dict[str, Any]:
-    """Params of a score job's run: model source and revision, benchmark, scorer and sampling settings."""
+    """Params of a score job's run: model source and revision, benchmark, scorer, sampling settings.
+
+    `missing_toolchains` says whether the job was allowed to leave samples out (`exclude`) or not (`fail`).
+    """
     inputs = job.inputs
     generate = plan.job(job.deps[0]).inputs  # every shard has the same settings
     return {
@@ -36,6 +39,7 @@ def score_params(plan: Plan, job: Job) -> dict[str, Any]:
         "benchmark": inputs["benchmark"]["name"],
         "benchmark_version": inputs["benchmark"]["version"],
         "scorer": f"{inputs['scorer']['name']}@{inputs['scorer']['version']}",
+        "missing_toolchains": inputs.get("scoring", {}).get("missing_toolchains", "fail"),  # absent: default
         **flat({k: v for k, v in generate.items() if k not in _NOT_SAMPLING}),
     }
 
@@ -59,7 +63,7 @@ def score_run_name(job: Job) -> str:
 
 
 def train_params(plan: Plan, job: Job) -> dict[str, Any]:
-    """Params of a train job's run: base model source, algorithm, trainer, seed, data identity, hyper."""
+    """Params of a train job's run: base model, algorithm, trainer, seed, reward policy, data, hyper."""
     inputs = job.inputs
     return {
         **{f"base_{key}": value for key, value in model_source(inputs["base"], plan).items()},
@@ -68,7 +72,8 @@ def train_params(plan: Plan, job: Job) -> dict[str, Any]:
         "seed": inputs["seed"],
         "prompt_mode": inputs["prompt_mode"],
         **flat(inputs["data"], "data"),  # content (benchmark identity or file sha256), whatever its shape
-        **flat(inputs["hyperparameters"], "hyper"),
+        "reward_policy": inputs["hyperparameters"].get("reward_policy", "strict"),  # absent: the default
+        **flat({k: v for k, v in inputs["hyperparameters"].items() if k != "reward_policy"}, "hyper"),
     }
 
 

@@ -18,18 +18,20 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple
 
+import pandas as pd
 from mlflow.entities import Run
 from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
 
+from rpt_transfer.analysis.tables import accuracy_table
 from rpt_transfer.errors import RptError
-from rpt_transfer.jobs.aggregate import REPORT_METRICS
+from rpt_transfer.jobs.aggregate import REPORT_METRICS, read_scores
 from rpt_transfer.jobs.rows import from_parquet
-from rpt_transfer.jobs.score import summarise
+from rpt_transfer.jobs.score import SUMMARY_METRICS, summarise
 from rpt_transfer.jobs.train_metrics import METRICS_FILE, SUMMARY_FILE, from_jsonl
 from rpt_transfer.plan import Job, Plan
 from rpt_transfer.store import Store
-from rpt_transfer.tracking import Tracker, open_tracker
-from rpt_transfer.tracking_claims import CLAIM_TAG, PENDING
+from rpt_transfer.tracking import PARENT_TAG, Tracker, open_tracker
+from rpt_transfer.tracking_claims import CLAIM_TAG, PENDING, RunClaims, claims_prefix
 from rpt_transfer.tracking_runs import (
     score_params,
     score_run_name,
@@ -75,10 +77,26 @@ def sync_study_file(path: Path, tracking_uri: str | None) -> Synced:
     return sync_study(open_tracker(uri, loaded.store), plan, loaded.store)
 
 
-def sync_study(tracker: Tracker, plan: Plan, store: Store, report_dir: Path | None = None) -> Synced:
-    """Every run of the study from its finished jobs; the report from `report_dir` or the aggregate job."""
+def sync_study(
+    tracker: Tracker,
+    plan: Plan,
+    store: Store,
+    report_dir: Path | None = None,
+    scores: pd.DataFrame | None = None,
+) -> Synced:
+    """Every run of the study from its finished jobs; the report from `report_dir` or the aggregate job.
+
+    Score runs get their summaries from all score rows at once (`score_summaries`): `scores`, the rows the
+    caller holds already (the aggregate job's `jobs.aggregate.read_scores`), else read here the same way.
+    Runs that hold everything already are left alone (`CurrentRuns`).
+    """
     synced = Synced(tracker.uri, plan.study)
     parent = tracker.study_run(plan.study)
+    if scores is None:
+        finished = [job for job in plan.jobs if job.kind == "score" and store.is_done(job.key)]
+        scores = read_scores(plan, store, finished) if finished else None
+    summaries = score_summaries(plan, scores) if scores is not None else {}
+    current = CurrentRuns(tracker, store, plan.study)
     for job in plan.jobs:
         if job.kind not in ("train", "score"):
             continue
@@ -88,7 +106,9 @@ def sync_study(tracker: Tracker, plan: Plan, store: Store, report_dir: Path | No
             synced.points += sync_train(tracker, plan, store, job, parent)
             synced.train += 1
         else:
-            sync_score(tracker, plan, store, job, parent)
+            metrics = summaries.get(job.id) or score_metrics(store, job)
+            if not current.holds(score_run_state(plan, job, parent, metrics)):
+                sync_score(tracker, plan, store, job, parent, metrics)
             synced.score += 1
     aggregate = next(job for job in plan.jobs if job.kind == "aggregate")
     if report_dir is not None:
@@ -121,6 +141,77 @@ def score_metrics(store: Store, job: Job) -> dict[str, float]:
         if obj.name.endswith(".parquet"):
             rows += from_parquet(store.read_object(job.key, obj.name)).to_pylist()
     return summarise(rows)
+
+
+class RunState(NamedTuple):
+    """What syncing a job writes into its run: the run is up to date when it holds all of this."""
+
+    job_id: str
+    name: str
+    tags: dict[str, str]
+    params: dict[str, str]
+    metrics: dict[str, float]
+    status: str
+
+
+def score_run_state(plan: Plan, job: Job, parent_run_id: str, metrics: dict[str, float]) -> RunState:
+    """What `sync_score` writes: the tags `Tracker.job_run` sets (the claim tag aside), params, metrics."""
+    tags = {**score_tags(plan, job), "job_id": job.id, "study": plan.study, "run_type": "result"}
+    tags[PARENT_TAG] = parent_run_id
+    params = {key: str(value) for key, value in score_params(plan, job).items()}
+    return RunState(job.id, score_run_name(job), tags, params, metrics, "FINISHED")
+
+
+class CurrentRuns:
+    """The study's active runs as one search finds them, to leave runs alone that are up to date.
+
+    Re-syncing a finished study otherwise asks the server twice per job (the experiment, then the claimed
+    run) only to write nothing; with one search a study of 448 score runs costs one request. A run that
+    lacks anything, or holds another value, goes through the usual path (`sync_score`), which writes what
+    is missing or refuses a clash as before.
+    """
+
+    def __init__(self, tracker: Tracker, store: Store, study: str) -> None:
+        """One search of the study's experiment on `tracker`'s server; claims are read from `store`."""
+        self.study = study
+        self.experiment = tracker.experiment(study)
+        self.claims = RunClaims(store, tracker.client)
+        self.runs = {run.info.run_id: run for run in tracker.find_runs(study)}
+
+    def holds(self, state: RunState) -> bool:
+        """Whether the job's claimed run (active) holds the state's name, tags, params and metrics."""
+        prefix = claims_prefix(self.study, self.experiment, state.job_id)
+        run = self.runs.get(self.claims.latest(prefix)[1] or "")
+        if run is None:
+            return False
+        tags, data = {**state.tags, CLAIM_TAG: prefix}, run.data
+        return (
+            run.info.run_name == state.name
+            and run.info.status == state.status
+            and all(data.tags.get(key) == str(value) for key, value in tags.items())
+            and all(data.params.get(key) == value for key, value in state.params.items())
+            and all(data.metrics.get(key) == float(value) for key, value in state.metrics.items())
+        )
+
+
+def score_summaries(plan: Plan, scores: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Score job id -> its summary metrics, from rows of many jobs named by this plan, in one pass.
+
+    Each score job is one model x benchmark of the plan, and `summarise` is that cell's row of
+    `accuracy_table`; one table over all rows gives every cell's row with the same numbers (each is
+    computed from its own rows alone; tests/jobs/test_aggregate_scale.py compares them with `summarise`
+    of each job's stored rows), instead of one table per job. A cell with nothing scored is left to
+    `summarise`, which words it its own way.
+    """
+    jobs = {
+        (job.context["model"], job.context["benchmark"]): job.id for job in plan.jobs if job.kind == "score"
+    }
+    summaries = {}
+    for cell in accuracy_table(scores).to_dict("records"):
+        job_id = jobs.get((cell["model"], cell["benchmark"]))
+        if job_id is not None and cell["n_items"] > 0:
+            summaries[job_id] = {name: float(cell[name]) for name in SUMMARY_METRICS}
+    return summaries
 
 
 def train_run(tracker: Tracker, plan: Plan, job: Job, parent_run_id: str) -> Run:

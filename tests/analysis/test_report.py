@@ -30,11 +30,21 @@ TABLES = (
     "transfer",
     "transfer_by_algorithm",
     "transfer_by_backbone",
+    "deltas_flexible",
+    "summary_flexible",
+    "paired_tests_flexible",
+    "effects_flexible",
+    "domains_flexible",
+    "transferability_flexible",
+    "transfer_flexible",
+    "policy_agreement",
+    "excluded",
 )
 FIGURES = (
     "forest_plot.png",
     "seen_unseen.png",
     "transfer_matrix.png",
+    "transfer_matrix_flexible.png",
     "delta_heatmap.png",
     "accuracy_heatmap.png",
 )

@@ -173,3 +173,34 @@ def test_effects_exclude_cells_and_carry_intervals() -> None:
     assert kept["benchmark"].tolist() == ["arith"]
     tests = paired_tests(scores, PAIRS[:1], exclude={("m-grpo", "facts")})
     assert "facts" not in set(tests["group"]) and "domain:knowledge" not in set(tests["group"])
+
+
+def test_one_comparison_shows_one_p_value_in_every_table() -> None:
+    """Issue 10 §6: effects, paired tests and the transfer matrix showed different permutation p-values
+    for the same pair and benchmark (their items reached the random sign flips in different orders).
+    Rows arrive in an order unlike the sorted one, as score parts concatenated per job do."""
+    from rpt_transfer.analysis.transfer import benchmark_effects
+
+    rng = np.random.default_rng(7)
+    parts = []
+    for model, shift in (("base", 0.0), ("m", 0.15), ("k", -0.05)):
+        for bench, domain, n in (("arith", "math", 30), ("facts", "knowledge", 25)):
+            outcomes = (rng.random((n, 4)) < 0.4 + shift).astype(int).tolist()
+            parts.append(pd.DataFrame(rows(model, bench, domain, outcomes)).iloc[::-1])  # reversed
+    scores = pd.concat(parts, ignore_index=True)
+    tests = paired_tests(scores, PAIRS)
+    effects = benchmark_effects(scores, PAIRS, resamples=20).set_index(["pair", "benchmark"])
+    matrix = transfer_matrix(tests, PAIRS).set_index(["pair", "eval_domain"])
+    by_group = tests.set_index(["pair", "group"])
+    assert (tests["test"] == "permutation").all()
+    for pair in ("m-grpo", "k-grpo"):
+        for bench, domain in (("arith", "math"), ("facts", "knowledge")):
+            shown = {
+                "effects": effects.loc[(pair, bench), "p_value"],
+                "paired tests": by_group.loc[(pair, bench), "p_value"],
+                "paired tests (domain)": by_group.loc[(pair, f"domain:{domain}"), "p_value"],
+                "transfer matrix": matrix.loc[(pair, domain), "p_value"],
+            }
+            assert len(set(shown.values())) == 1, (pair, bench, shown)
+    given = benchmark_effects(scores, PAIRS, tests=tests, resamples=20)
+    assert given["p_value"].tolist() == effects["p_value"].tolist()

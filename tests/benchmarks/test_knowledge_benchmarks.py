@@ -2,6 +2,8 @@
 
 import json
 import re
+from collections.abc import Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ from rpt_transfer.benchmarks.pubmedqa import TEST_PMIDS
 from rpt_transfer.benchmarks.sources import UNPINNED, DatasetSource
 from rpt_transfer.errors import RptError
 from rpt_transfer.scoring import get_scorer
+from rpt_transfer.scoring.choice import verify as verify_choice
 
 NAMES = ["pubmedqa", "medqa", "tabfact", "legalbench", "finben"]
 
@@ -89,12 +92,62 @@ def test_prompts_render_and_ids_are_unique(name: str, items: dict[str, list[Item
 @pytest.mark.parametrize("name", NAMES)
 def test_gold_label_scores_and_another_label_does_not(name: str, items: dict[str, list[Item]]) -> None:
     verify = get_scorer(get_benchmark(name).scorer).verify
-    for index, item in enumerate(items[name]):
+    for item in items[name]:
+        other = next(label for label, _ in item.metadata["choices"] if label != item.reference)
         assert verify(f"Reasoning.\nANSWER: {item.reference}", item.reference).correct == 1.0, item.id
-        other = next(
-            o for o in items[name][index + 1 :] + items[name][:index] if o.reference != item.reference
-        )
-        assert verify(f"Reasoning.\nANSWER: {other.reference}", item.reference).correct == 0.0, item.id
+        assert verify(f"Reasoning.\nANSWER: {other}", item.reference).correct == 0.0, item.id
+        for label in (item.reference, other):  # both policies, with the item's choices
+            verdict = verify(f"Reasoning.\nThe answer is {label}.", item.reference, item.metadata)
+            assert (verdict.correct, verdict.flexible) == (0.0, float(label == item.reference)), item.id
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_choices_are_the_labels_in_prompt_order(name: str, items: dict[str, list[Item]]) -> None:
+    for item in items[name]:
+        choices = item.metadata["choices"]
+        labels = [label for label, _ in choices]
+        assert ", ".join(labels) == item.prompt_vars["labels"] and item.reference in labels, item.id
+        for label, text in choices:  # option texts are those the question lists (else the label itself)
+            assert (
+                text == label
+                or f"{label}) {text}" in item.prompt_vars["question"]
+                or (f"{label}: {text}" in item.prompt_vars["question"])
+            ), item.id
+
+
+def test_option_texts_where_the_question_lists_them(items: dict[str, list[Item]]) -> None:
+    medqa = items["medqa"][0].metadata["choices"]
+    assert [label for label, _ in medqa] == ["A", "B", "C", "D", "E"]
+    assert medqa[2][1] == "Tell the attending that he cannot fail to disclose this mistake"
+    cfa = next(item for item in items["finben"] if item.metadata["subset"] == "flare_cfa")
+    assert cfa.metadata["choices"] == [["A", "maturity."], ["B", "liquidity."], ["C", "expected inflation."]]
+    bigdata = next(item for item in items["finben"] if item.metadata["subset"] == "sm_bigdata")
+    assert bigdata.metadata["choices"] == [["Rise", "Rise"], ["Fall", "Fall"]]
+
+
+@pytest.mark.parametrize("name", ["canary_knowledge", "smoke_facts"])
+def test_synthetic_choices_are_the_lettered_options(name: str) -> None:
+    for item in get_benchmark(name).items():
+        assert item.metadata["choices"] == [[letter, item.prompt_vars[letter]] for letter in "ABCD"], item.id
+        assert verify_choice(
+            f"ANSWER: {item.prompt_vars[item.reference]}", item.reference, item.metadata
+        ).flexible
+
+
+@pytest.mark.parametrize("name", ["canary_knowledge", "smoke_facts"])
+def test_choices_move_no_job_id(name: str) -> None:
+    """Generate jobs keep their ids: the choices enter neither identity, prompt nor demonstration."""
+    bench = get_benchmark(name)
+
+    def without_choices(record: Mapping[str, Any]) -> Item:
+        item = bench.to_item(record)
+        return replace(item, metadata={k: v for k, v in item.metadata.items() if k != "choices"})
+
+    bare = replace(bench, to_item=without_choices)
+    assert bare.identity() == bench.identity()
+    assert [(bench.render_prompt(i), bench.demonstrate(i)) for i in bench.items()] == [
+        (bare.render_prompt(i), bare.demonstrate(i)) for i in bare.items()
+    ]
 
 
 @pytest.mark.parametrize(("name", "options", "bad", "accepted"), BAD_OPTIONS)

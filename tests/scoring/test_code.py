@@ -362,3 +362,25 @@ def test_harness_is_standalone() -> None:
     source = code_harness.harness_source()
     compile(source, "harness.py", "exec")
     assert "rpt_transfer" not in source.split('"""', 2)[2]
+
+
+@pytest.mark.parametrize(
+    ("test", "correct", "shown"),
+    [
+        ("assert f(1) == 2\n", 1.0, ""),
+        ("assert f(1) == 3, 'one more'\n", 0.0, "AssertionError: one more"),
+        ("assert f(1) ==\n", 0.0, "SyntaxError"),  # not compiled on the host: the run reports it
+        ("import sys\nsys.exit(0)\nassert f(1) == 3\n", 0.0, "SystemExit"),
+    ],
+)
+def test_tests_compiled_once_on_the_host_keep_their_meaning(test: str, correct: float, shown: str) -> None:
+    reference = function_reference("f", test)
+    for _ in range(2):  # the second run uses the cached, compiled tests
+        verdict = verify_function("def f(x):\n    return x + 1\n", reference)
+        assert verdict.correct == correct and shown in verdict.explanation, verdict.explanation
+
+
+def test_tests_compiled_on_the_host_postpone_annotations_as_the_runner_did() -> None:
+    context = "def helper(x: NotDefinedAnywhere) -> int:\n    return x\n"
+    reference = function_reference("f", "assert f(helper(1)) == 2\n", context=context)
+    assert verify_function("def f(x):\n    return x + 1\n", reference).correct == 1.0

@@ -7,8 +7,11 @@ import pytest
 from rpt_transfer.scoring.extract import (
     clean_answer,
     final_answer,
+    final_boxes,
     last_boxed,
+    math_answer,
     math_final_answer,
+    math_flexible_answer,
     split_reasoning,
 )
 
@@ -78,6 +81,14 @@ def extract(visible: str) -> str | None:
         ("Answer:\n$$\n\\frac{1}{2}\n$$", r"\frac{1}{2}"),  # the answer on the next lines
         ("\\boxed{5}. ANSWER:", "5"),  # an empty marker is skipped
         ("The solutions are $2$ and $3$. ANSWER: $2$ and $3$", "2, 3"),
+        ("Final Answer: The largest $n$ is 34.", "34"),  # the value the sentence asserts, not n
+        ("Final Answer: $34$ is the largest value of $n$.", "34"),
+        ("Final Answer: The value of $x$ is $\\frac{1}{2}$ here.", r"\frac{1}{2}"),
+        ("ANSWER: the smallest x is 7", "7"),
+        ("$\\boxed{1}, \\boxed{2}, \\boxed{3}$", "1, 2, 3"),  # boxes listed on one line are one answer
+        ("The answer is 5. I checked that the answer is correct.", "5"),  # the phrase's own sentence
+        ("the answer is correct", None),  # words after "answer is" are no answer
+        ("So the answer is (C).", "(C)"),
         ("the sum is 12", None),
         ("ANSWER:", None),
         ("**73**", None),
@@ -86,6 +97,55 @@ def extract(visible: str) -> str | None:
 )
 def test_math_final_answer(visible: str, answer: str | None) -> None:
     assert extract(visible) == answer
+
+
+@pytest.mark.parametrize(
+    ("text", "content"),
+    [
+        (r"\boxed{1}, \boxed{2}, \boxed{3}", "1, 2, 3"),
+        (r"$\boxed{1}$ and $\boxed{2}$", "1, 2"),
+        (r"\boxed{1} or \boxed{2}", "1, 2"),
+        (r"\boxed{1}; \quad \boxed{2}", "1, 2"),
+        (r"\boxed{1} then \boxed{2}", "2"),  # a word between: only the last
+        ("\\boxed{1},\n\\boxed{2}", "2"),  # a line break between: only the last
+        (r"\boxed{\boxed{4}}", "4"),
+        (r"\boxed{2} and then \boxed{3", "2"),
+        ("no box", None),
+    ],
+)
+def test_final_boxes(text: str, content: str | None) -> None:
+    found = final_boxes(text)
+    assert (found[1] if found else None) == content
+
+
+@pytest.mark.parametrize(
+    ("visible", "explicit"),
+    [("\\boxed{5}", True), ("ANSWER: 5", True), ("#### 5", True), ("The answer is 5.", False), ("5", None)],
+)
+def test_math_answer_says_whether_the_format_was_followed(visible: str, explicit: bool | None) -> None:
+    found = math_answer(visible)
+    assert (found.explicit if found else None) == explicit
+
+
+@pytest.mark.parametrize(
+    ("visible", "answer"),
+    [
+        ("840", "840"),
+        ("  **840**  \n", "840"),
+        ("We count the ways.\n\n$$\n840\n$$", "840"),
+        ("So there are 840 ways.", "840 ways"),
+        ("Thus x = 5.", "5"),
+        ("Thus $x = 5$.", "x = 5"),
+        ("So $x = 5$. Hope this helps!", "x = 5"),
+        ("The largest $n$ is $34$.", "34"),
+        ("- The total is 12 apples", "12 apples"),
+        ("Step 3 is done. Now the rest.", None),
+        ("I could not solve it.", None),
+        ("", None),
+    ],
+)
+def test_math_flexible_answer(visible: str, answer: str | None) -> None:
+    assert math_flexible_answer(visible) == answer
 
 
 @pytest.mark.parametrize(

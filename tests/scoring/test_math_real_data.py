@@ -29,6 +29,12 @@ FORMATS = {
     "think, then box": "<think>\nMaybe \\boxed{{7}}? ANSWER: 7\n</think>\n\n**Final Answer**\n\\[\n\\boxed{{{g}}}\n\\]",
 }
 NUMBER_FORMATS = {**FORMATS, "####": "#### {g}", "units": "\\boxed{{{g} \\text{{ units}}}}"}
+# No box and no marker: only the flexible policy reads these (issue 10: prose answers scored 0).
+PROSE_FORMATS = {
+    "closing sentence": "We simplify step by step.\nPutting it together, the value is ${g}$.",
+    "only the answer": "{g}",
+    "display math last": "We simplify step by step.\n\n$$\n{g}\n$$",
+}
 WRONG_FORMATS = ("\\boxed{{{g}}}", "ANSWER: {g}", "The answer is ${g}$.")
 
 
@@ -109,5 +115,24 @@ def test_another_items_gold_scores_zero(name: str) -> None:
         if verdict.correct != 0.0 or verdict.reason is not None  # a wrong answer, read as an answer
     ]
     assert not failures, f"{len(failures)}/{len(pairs)} wrong answers not scored 0:\n" + "\n".join(
+        failures[:20]
+    )
+
+
+@pytest.mark.parametrize("name", BENCHMARKS)
+def test_flexible_reads_gold_answers_written_without_box_or_marker(name: str) -> None:
+    pairs = [
+        (template.format(g=written), reference)
+        for reference, writings in items(name)
+        for template in PROSE_FORMATS.values()
+        for written in writings[:1]
+    ]
+    verdicts = verify_many(pairs)
+    failures = [
+        f"{completion!r} vs {reference!r}: {verdict.flexible_extracted!r} {verdict.explanation}"
+        for (completion, reference), verdict in zip(pairs, verdicts, strict=True)
+        if verdict.flexible != 1.0 or verdict.format_followed
+    ]
+    assert not failures, f"{len(failures)}/{len(pairs)} prose gold answers not read:\n" + "\n".join(
         failures[:20]
     )

@@ -285,6 +285,24 @@ def test_other_languages_pass_or_say_toolchain_missing(language: str) -> None:
         assert verdict.explanation
 
 
+@pytest.mark.parametrize(
+    "answer", ["", "```js\n```", "no code, only words", "gold"], ids=["empty", "empty-fence", "prose", "gold"]
+)
+def test_toolchain_missing_does_not_depend_on_the_answer(
+    answer: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 10 section 4: every sample of an exercise this machine cannot test is `toolchain_missing`
+    (excluded where the study accepts it), an empty answer too: never `no_answer` (counted 0) for some."""
+    monkeypatch.setenv(polyglot.TOOLCHAINS_ENV, str(tmp_path))  # no Jest there
+    rec = record("javascript", "bowling")
+    completion = f"```javascript\n{gold(rec)}\n```" if answer == "gold" else answer
+    verdict = polyglot.verify(completion, to_item(rec).reference)
+    assert (verdict.correct, verdict.extracted, verdict.reason) == (0.0, None, "toolchain_missing")
+    assert verdict.explanation.startswith("jest not found")
+    resolved = verdict.resolved()
+    assert (resolved.flexible, resolved.format_followed) == (0.0, False)
+
+
 def test_no_code_is_no_answer() -> None:
     verdict = score(record("python", "affine-cipher"), "")
     assert (verdict.correct, verdict.reason) == (0.0, "no_answer")

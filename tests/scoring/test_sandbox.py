@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from conftest import fallback_launcher
-from rpt_transfer.scoring import sandbox
+from conftest import benchmark_data, fallback_launcher, fallback_python
+from rpt_transfer.scoring import code, sandbox
 from rpt_transfer.scoring.sandbox import PYTHON, Limits
+from rpt_transfer.scoring.sandbox.levels import LEVELS, NEEDS
 
 
 def _python(code: str, **options: object) -> sandbox.ExecResult:
@@ -51,6 +52,60 @@ def test_success_and_stderr() -> None:
 def test_warm_python_exits_like_python(code: str, status: int, stderr_part: str) -> None:
     result = _python(code)
     assert result.returncode == status and stderr_part in result.stderr
+
+
+def test_warm_python_has_the_builtins_of_a_normal_python() -> None:
+    """exit, quit, help, copyright, credits, license: what `site` adds to every `python3 prog.py`."""
+    names = "import builtins; print(sorted(dir(builtins)))"
+    normal = subprocess.run([sys.executable, "-I", "-c", names], capture_output=True, text=True, check=True)
+    assert _python(names).stdout == normal.stdout
+    assert _python("print(type(exit).__name__, str(quit), len(str(credits)) > 0)").stdout == (
+        "Quitter Use quit() or Ctrl-D (i.e. EOF) to exit True\n"
+    )
+
+
+EXITS = [  # how published programs end (issue 10: 11 of 1,758 LiveCodeBench outputs end with exit())
+    ("exit()", 0, 1.0),
+    ("quit()", 0, 1.0),
+    ("exit(0)", 0, 1.0),
+    ("import sys; sys.exit()", 0, 1.0),
+    ("quit(None)", 0, 1.0),
+    ("exit(3)", 3, 0.0),
+    ("exit('bye')", 1, 0.0),
+]
+
+
+@pytest.mark.parametrize(("ending", "status", "score"), EXITS)
+def test_programs_that_end_with_exit_or_quit_exit_as_in_python(
+    ending: str, status: int, score: float
+) -> None:
+    result = _python(f"print('Yes'); {ending}")
+    assert (result.stdout, result.returncode) == ("Yes\n", status), result.stderr
+    verdict = code.verify_stdio(
+        f"print('Yes'); {ending}", code.stdio_reference([{"input": "", "output": "Yes"}])
+    )
+    assert verdict.correct == score, verdict.explanation
+
+
+CHORD = """S = input()
+if S in ("ACE", "BDF", "CEG", "DFA", "EGB", "FAC", "GBD"):
+    print("Yes")
+    {ending}
+print("No")
+"""
+"""A solution of LiveCodeBench's "Chord" written as published outputs often are: stop early with exit()."""
+
+
+@pytest.mark.parametrize(("ending", "status", "score"), EXITS)
+def test_exit_and_quit_score_like_python_on_a_real_livecodebench_problem(
+    ending: str, status: int, score: float
+) -> None:
+    problems = json.loads(benchmark_data("livecodebench/rllm_livecodebench_test.json").read_text())
+    found = next(item for item in problems if item["problem_title"] == "Chord")
+    tests = [case for case in json.loads(found["public_test_cases"]) if case["testtype"] == "stdin"]
+    assert [case["output"].strip() for case in tests] == ["No", "Yes", "No"]
+    verdict = code.verify_stdio(CHORD.format(ending=ending), code.stdio_reference(tests))
+    assert verdict.correct == score, verdict.explanation
 
 
 def test_warm_python_sees_argv_main_and_joins_threads_and_runs_atexit() -> None:
@@ -167,6 +222,67 @@ def test_isolation_is_reported() -> None:
     result = _python("pass")
     assert result.isolation.startswith(("netns", "seccomp"))
     assert "uid" in result.isolation
+    assert result.level == sandbox.isolation() and result.level in LEVELS
+
+
+def test_isolation_level_is_cheap_after_the_first_call() -> None:
+    level = sandbox.isolation()
+    started = time.perf_counter()
+    for _ in range(100):
+        assert sandbox.isolation() == level
+    assert time.perf_counter() - started < 0.05  # no launcher, no run: a dictionary and an env lookup
+
+
+@pytest.mark.parametrize("minimum", [*LEVELS, "none", " Landlock "])
+def test_a_minimum_above_this_machine_is_refused_in_one_line(
+    minimum: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    here = sandbox.run(["/bin/true"], timeout=10).level
+    monkeypatch.setenv("RPT_SANDBOX_MIN", minimum)
+    wanted = {"none": "uid"}.get(minimum.strip().lower(), minimum.strip().lower())
+    if LEVELS.index(here) >= LEVELS.index(wanted):
+        assert sandbox.isolation() == here
+        return
+    with pytest.raises(sandbox.SandboxError) as refused:
+        sandbox.isolation()
+    message = str(refused.value)
+    assert "\n" not in message and f"below the minimum {wanted!r}" in message and NEEDS[wanted] in message
+    assert f"RPT_SANDBOX_MIN={here}" in message
+
+
+def test_an_unknown_minimum_names_the_variable_and_the_levels(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("RPT_SANDBOX_MIN", "strong")
+    with pytest.raises(sandbox.SandboxError, match=r"^RPT_SANDBOX_MIN='strong' is not an isolation level; "
+                       r"accepted: namespaces, userns, landlock, uid, none$"):  # fmt: skip
+        sandbox.isolation()
+
+
+@pytest.mark.parametrize(
+    ("minimum", "landlock", "level"),
+    [(None, True, None), ("landlock", True, "landlock"), ("landlock", False, None), ("none", False, "uid")],
+)
+def test_the_fallback_runs_only_when_its_level_is_accepted(
+    minimum: str | None, landlock: bool, level: str | None
+) -> None:
+    """Root without namespaces falls back; below the default minimum that is refused, naming what is needed."""
+    python = fallback_python()  # skips where there is no fallback (not root)
+    if level == "landlock" and not _landlock_here():
+        pytest.skip("this kernel has no Landlock")
+    try:
+        launcher = sandbox.Launcher(namespaces=False, python=python, minimum=minimum, landlock=landlock)
+    except sandbox.SandboxError as err:
+        message = str(err)
+        assert level is None and "\n" not in message and "namespaces turned off" in message
+        assert "below the minimum" in message and NEEDS[minimum or "userns"] in message
+        return
+    launcher.close()
+    assert launcher.level == level
+
+
+def _landlock_here() -> bool:
+    from rpt_transfer.scoring.sandbox.fallback import _landlock_abi
+
+    return _landlock_abi() > 0
 
 
 def test_pool_runs_in_parallel_and_keeps_order() -> None:
@@ -248,7 +364,7 @@ def test_unprivileged_user_namespace_mode(open_dir: Path) -> None:
     check = USERNS_CHECK.format(src=str(open_dir / "src"), module=str(module))
     command = ["/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", python, "-c", check]
     result = subprocess.run(command, capture_output=True, text=True, timeout=60, cwd="/")
-    if "enable unprivileged user namespaces" in result.stderr:
+    if "allow user namespaces" in result.stderr:
         pytest.skip("unprivileged user namespaces are disabled here")
     isolation, output, status, stderr = json.loads(result.stdout.strip().splitlines()[-1])
     assert isolation.startswith("netns") and "user namespace" in isolation

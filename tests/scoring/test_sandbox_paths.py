@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import fallback_python
 from rpt_transfer.scoring import sandbox
 from rpt_transfer.scoring.sandbox import PYTHON
 
@@ -129,12 +130,8 @@ def test_fallback_mode_adds_readable_paths_to_landlock(open_dir: Path) -> None:
     launchers = []
     try:
         for readable in ((), (str(open_dir),)):
-            try:
-                launchers.append(sandbox.Launcher(namespaces=False, readable=readable))
-            except sandbox.SandboxError:  # this Python may be closed to other users (a home directory)
-                launchers.append(
-                    sandbox.Launcher(namespaces=False, python="/usr/bin/python3", readable=readable)
-                )
+            python = fallback_python()  # this Python may be closed to other users (a home directory)
+            launchers.append(sandbox.Launcher(False, python, readable, minimum="landlock"))
         results = [launcher.run(["cat", str(shown)], timeout=10) for launcher in launchers]
     except sandbox.SandboxError as err:
         pytest.skip(f"fallback mode unavailable: {err}")

@@ -19,8 +19,10 @@ from rpt_transfer.analysis.metrics import (
     pass_at_k,
     standard_error,
 )
+from rpt_transfer.analysis.policies import policy_agreement
 from rpt_transfer.analysis.report import ReportResult, write_report
-from rpt_transfer.analysis.study import Analysis, analyse
+from rpt_transfer.analysis.samples import excluded_table
+from rpt_transfer.analysis.study import Analysis, Comparisons, analyse
 from rpt_transfer.analysis.tables import (
     SEEN,
     UNSEEN,
@@ -39,6 +41,7 @@ __all__ = [
     "UNSEEN",
     "Analysis",
     "CmhResult",
+    "Comparisons",
     "Interval",
     "PairInfo",
     "ReportResult",
@@ -53,6 +56,7 @@ __all__ = [
     "delta_heatmap",
     "domain_effects",
     "domain_summary",
+    "excluded_table",
     "forest_plot",
     "grouped_matrix",
     "headline_metrics",
@@ -65,6 +69,7 @@ __all__ = [
     "paired_tests",
     "pass_at_1",
     "pass_at_k",
+    "policy_agreement",
     "quality_warnings",
     "seen_unseen_chart",
     "standard_error",

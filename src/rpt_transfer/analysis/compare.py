@@ -28,6 +28,12 @@ COMPARED_METRICS = (
     "cmh_p_value_seen",
     "cmh_odds_ratio_unseen",
     "cmh_p_value_unseen",
+    "mean_delta_seen_flexible",
+    "mean_delta_unseen_flexible",
+    "delta_weighted_seen_flexible",
+    "delta_weighted_unseen_flexible",
+    "n_policy_disagreements",
+    "n_excluded_samples",
     "n_excluded_cells",
     "n_warnings",
 )

@@ -18,13 +18,12 @@ import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
 from rpt_transfer.analysis.comparability import Settings
-from rpt_transfer.analysis.domains import MIN_TRAINED_GAIN
 from rpt_transfer.analysis.effect_figures import forest_plot, seen_unseen_chart
 from rpt_transfer.analysis.figures import accuracy_heatmap, delta_heatmap, matrix_heatmap
-from rpt_transfer.analysis.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE
+from rpt_transfer.analysis.policies import flagged
+from rpt_transfer.analysis.report_notes import EXCLUDED_INTRO, NOTES, POLICY_INTRO
 from rpt_transfer.analysis.study import Analysis, analyse
-from rpt_transfer.analysis.tables import MAX_TRUNCATED_RATE, SEEN, PairInfo
-from rpt_transfer.analysis.transfer import PERMUTATIONS
+from rpt_transfer.analysis.tables import SEEN, PairInfo
 
 
 class ReportResult(NamedTuple):
@@ -77,49 +76,36 @@ COLUMN_FORMATS: Mapping[str, str] = {
     "cmh_odds_ratio": "{:.3f}",
     "rpt_correct": "{:g}",
     "base_correct": "{:g}",
+    "accuracy_flexible": "{:.3f}",
+    "format_rate": "{:.1%}",
+    "delta_strict": "{:+.3f}",
+    "delta_flexible": "{:+.3f}",
+    "format_effect": "{:+.3f}",
+    "p_value_strict": "{:.3g}",
+    "p_value_flexible": "{:.3g}",
 }
 """How each numeric column is shown; accuracies keep three decimals so 1/3 and 0.33 differ visibly."""
 
 HEADLINE_FORMAT = "{:+.3f}"
 
+POLICY_COLUMNS = (
+    "model",
+    "benchmark",
+    "n_samples",
+    "accuracy",
+    "accuracy_flexible",
+    "format_rate",
+    "n_excluded",
+)
+"""The accuracy table's columns shown next to each other where the report compares the two policies."""
+
 HIDDEN_COLUMNS = ("rpt_correct", "rpt_samples", "base_correct", "base_samples", "algorithm", "backbone")
 """Columns kept in the CSV/Parquet files but left out of the rendered effects table to keep it readable."""
-
-NOTES = (
-    "Accuracy is pass@1: the mean over items of each item's mean correctness over its samples; "
-    "accuracy_se is the standard error over per-item means and accuracy_low/high the item-bootstrap "
-    "interval (items resampled with all their samples).",
-    "A benchmark is 'seen' for a pair when its domain is among the RPT model's training domains, "
-    "else 'unseen'. Delta is RPT accuracy minus base accuracy; relative delta divides by the base "
-    "accuracy (n/a where that is 0).",
-    "Per-pair seen/unseen means are unweighted over benchmarks; mean_delta_seen and mean_delta_unseen "
-    "average those per-pair means, so each pair counts once.",
-    f"Effects use the items both models answered: {CONFIDENCE:.0%} intervals are percentile intervals of "
-    f"a paired bootstrap that resamples items (each with all its samples; {BOOTSTRAP_RESAMPLES} resamples, "
-    f"seed {BOOTSTRAP_SEED}); delta_se is the standard error of the mean per-item difference. Tests are "
-    "McNemar's exact test where every item has one 0/1 outcome per model, else a paired permutation "
-    f"test ({PERMUTATIONS:,} sign flips, seed 0) on per-item accuracies.",
-    "Domain tables: delta_weighted weighs each benchmark by its number of items, delta_unweighted and "
-    "mean_relative_delta average benchmarks equally; 'all pairs' rows weigh all cells by items for "
-    "delta_weighted and average the per-pair values (each pair once) for the other two.",
-    "CMH: one 2x2 table per pair x benchmark (rows RPT/base, columns correct/incorrect), counted over "
-    "samples of the shared items; common odds ratio (Mantel-Haenszel, > 1 favours RPT) and the CMH "
-    "test without continuity correction. Samples of one item are not independent, so its p-value is "
-    "optimistic for benchmarks with several samples per item.",
-    "Transferability Index: ΔR_g is the mean over a group's benchmarks of (RPT − base) / base; "
-    "TI = ΔR_target / ΔR_trained (trained = seen benchmarks). It is n/a when the trained-domain gain is "
-    f"below {MIN_TRAINED_GAIN:.0%} (no gain to transfer; a negative denominator would flip the sign) or "
-    "a group has no benchmark with a non-zero base accuracy; 'status' says which.",
-    f"Warnings flag missing pair × benchmark cells, cells not compared because base and RPT were "
-    f"sampled differently, truncation above {MAX_TRUNCATED_RATE:.0%} of samples, any sample that "
-    "failed to score (error or timeout), and cells whose base and RPT rows were generated or scored by "
-    "different software versions (engine, device, dtype, scoring toolchain; compared, but named).",
-)
-"""Scoring and aggregation policy, printed next to the numbers it shapes."""
 
 ACCURACY_PNG = "accuracy_heatmap.png"
 DELTA_PNG = "delta_heatmap.png"
 MATRIX_PNG = "transfer_matrix.png"
+MATRIX_FLEXIBLE_PNG = "transfer_matrix_flexible.png"
 FOREST_PNG = "forest_plot.png"
 SEEN_UNSEEN_PNG = "seen_unseen.png"
 ALGORITHM_PNG = "transfer_by_algorithm.png"
@@ -128,6 +114,7 @@ FIGURE_TITLES = {
     FOREST_PNG: "Per-benchmark deltas with paired intervals (forest plot)",
     SEEN_UNSEEN_PNG: "Seen versus unseen",
     MATRIX_PNG: "Transfer matrix: trained domain boxed, † p<.05, ‡ p<.01",
+    MATRIX_FLEXIBLE_PNG: "Transfer matrix, flexible scoring: trained domain boxed, † p<.05, ‡ p<.01",
     ALGORITHM_PNG: "Transfer matrix per algorithm (CMH † p<.05, ‡ p<.01)",
     BACKBONE_PNG: "Transfer matrix per backbone (CMH † p<.05, ‡ p<.01)",
     DELTA_PNG: "Delta heatmap: seen cells boxed and starred",
@@ -162,7 +149,7 @@ def write_report(
     Returns:
         The files written, flat metrics for MLflow, and the warnings shown in the report.
     """
-    other_studies = sorted(set(scores["study"]) - {study})
+    other_studies = sorted(set(scores["study"].unique()) - {study})
     if other_studies:
         raise ValueError(f"scores for study {study!r} also hold rows of {other_studies}")
     result = analyse(scores, pairs, settings=settings)
@@ -194,6 +181,7 @@ def _figures(result: Analysis, kind: str) -> dict[str, bytes]:
         FOREST_PNG: forest_plot(result.effects),
         SEEN_UNSEEN_PNG: seen_unseen_chart(result.domains),
         MATRIX_PNG: matrix_heatmap(result.matrix),
+        MATRIX_FLEXIBLE_PNG: matrix_heatmap(result.flexible.matrix),
     }
     if kind == "interventional":
         figures[ALGORITHM_PNG] = matrix_heatmap(_as_matrix(result.by_algorithm))
@@ -227,6 +215,9 @@ def _context(
 ) -> dict[str, Any]:
     """What the templates render: display strings only, so HTML and Markdown show the same text."""
     effects = result.effects.drop(columns=list(HIDDEN_COLUMNS))
+    flexible = result.flexible
+    flexible_effects = flexible.effects.drop(columns=list(HIDDEN_COLUMNS))
+    disagree = flagged(result.agreement).tolist()
     return {
         "study": study,
         "kind": kind,
@@ -244,6 +235,23 @@ def _context(
         ),
         "by_algorithm": display_table(result.by_algorithm),
         "by_backbone": display_table(result.by_backbone),
+        "policy_intro": POLICY_INTRO,
+        "policies": display_table(result.accuracy[list(POLICY_COLUMNS)]),
+        "agreement": display_table(result.agreement, highlight=disagree, css="flag"),
+        "n_flagged": sum(disagree),
+        "flexible_effects": display_table(
+            flexible_effects, highlight=flexible_effects["seen"].eq(SEEN).tolist()
+        ),
+        "flexible_tests": display_table(flexible.tests),
+        "flexible_matrix": display_table(
+            flexible.matrix,
+            highlight=flexible.matrix["train_domain"].eq(flexible.matrix["eval_domain"]).tolist(),
+        ),
+        "flexible_domains": display_table(
+            flexible.domains, highlight=flexible.domains["group"].eq(SEEN).tolist()
+        ),
+        "excluded_intro": EXCLUDED_INTRO,
+        "excluded": display_table(result.excluded),
         "warnings": warnings,
         "provenance": list(_flatten(provenance)),
         "figures": [(name, FIGURE_TITLES[name]) for name in figures],
@@ -276,11 +284,11 @@ def template_environment() -> Environment:
     return env
 
 
-def display_table(frame: pd.DataFrame, highlight: list[bool] | None = None) -> Table:
-    """Format a frame's cells as display strings; highlighted rows get the CSS class 'seen'."""
+def display_table(frame: pd.DataFrame, highlight: list[bool] | None = None, css: str = "seen") -> Table:
+    """Format a frame's cells as display strings; highlighted rows get the CSS class `css`."""
     numeric = [pd.api.types.is_numeric_dtype(frame[c]) for c in frame.columns]
     rows = [[_cell(column, value) for column, value in row.items()] for _, row in frame.iterrows()]
-    classes = ["seen" if flag else "" for flag in (highlight or [False] * len(rows))]
+    classes = [css if flag else "" for flag in (highlight or [False] * len(rows))]
     return Table(columns=list(frame.columns), numeric=numeric, rows=rows, row_classes=classes)
 
 

@@ -2,11 +2,17 @@
 
 The report, the aggregate job's MLflow metrics and the `report` command all read this one result, so a
 number in the HTML, in the CSV and in MLflow is the same number.
+
+Both scoring policies go through one function, `compare`, with the score column as its argument: the
+strict tables are exactly what they were before the flexible policy existed, and the flexible ones are
+made by the same code. Each paired test runs once (`transfer.ResultCache` is shared by both policies, so a
+benchmark whose flexible scores equal its strict ones is not tested or bootstrapped again). Rows with reason
+`toolchain_missing` are dropped before anything is computed and only counted (`excluded`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -15,6 +21,8 @@ import pandas as pd
 from rpt_transfer.analysis.comparability import Settings, check_pairs
 from rpt_transfer.analysis.domains import ALL_PAIRS, domain_effects, grouped_matrix, transferability
 from rpt_transfer.analysis.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, accuracy_intervals
+from rpt_transfer.analysis.policies import flagged, policy_agreement
+from rpt_transfer.analysis.samples import FLEXIBLE, STRICT, excluded_table, excluded_warnings, with_policies
 from rpt_transfer.analysis.tables import (
     SEEN,
     UNSEEN,
@@ -27,7 +35,19 @@ from rpt_transfer.analysis.tables import (
     pair_deltas,
     quality_warnings,
 )
-from rpt_transfer.analysis.transfer import benchmark_effects, paired_tests, transfer_matrix
+from rpt_transfer.analysis.transfer import ResultCache, benchmark_effects, paired_tests, transfer_matrix
+
+
+class Comparisons(NamedTuple):
+    """RPT against base under one scoring policy: every table that compares the two models."""
+
+    deltas: pd.DataFrame
+    summary: pd.DataFrame
+    tests: pd.DataFrame
+    effects: pd.DataFrame
+    domains: pd.DataFrame
+    transferability: pd.DataFrame
+    matrix: pd.DataFrame
 
 
 class Analysis(NamedTuple):
@@ -45,9 +65,15 @@ class Analysis(NamedTuple):
     by_backbone: pd.DataFrame
     warnings: list[str]
     metrics: dict[str, float]
+    flexible: Comparisons
+    """The comparison tables again under the flexible policy (the fields above are strict)."""
+    agreement: pd.DataFrame
+    """Each paired comparison under both policies, flagged where they disagree (`policies.py`)."""
+    excluded: pd.DataFrame
+    """Samples left out per model × benchmark (`toolchain_missing`) and why."""
 
     def tables(self) -> dict[str, pd.DataFrame]:
-        """File stem -> frame, for CSV and Parquet output."""
+        """File stem -> frame, for CSV and Parquet output; flexible tables carry a `_flexible` suffix."""
         return {
             "accuracy": self.accuracy,
             "deltas": self.deltas,
@@ -59,6 +85,15 @@ class Analysis(NamedTuple):
             "transfer": self.matrix,
             "transfer_by_algorithm": self.by_algorithm,
             "transfer_by_backbone": self.by_backbone,
+            "deltas_flexible": self.flexible.deltas,
+            "summary_flexible": self.flexible.summary,
+            "paired_tests_flexible": self.flexible.tests,
+            "effects_flexible": self.flexible.effects,
+            "domains_flexible": self.flexible.domains,
+            "transferability_flexible": self.flexible.transferability,
+            "transfer_flexible": self.flexible.matrix,
+            "policy_agreement": self.agreement,
+            "excluded": self.excluded,
         }
 
 
@@ -70,39 +105,106 @@ def analyse(
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
 ) -> Analysis:
-    """All tables; cells that `comparability.check_pairs` rejects are left out of every comparison."""
+    """All tables; cells that `comparability.check_pairs` rejects are left out of every comparison.
+
+    Rows with reason `toolchain_missing` are left out of every number and counted in `excluded`.
+    """
     acc = accuracy_table(scores)
+    dropped = excluded_table(scores)
+    scores = with_policies(scores)
     intervals = accuracy_intervals(scores, resamples=resamples, seed=seed)
     acc = acc.merge(intervals, on=["model", "benchmark"], how="left")
+    scored = acc[acc["n_items"] > 0]  # a cell with every sample excluded has nothing to compare
     exclude, comparability = check_pairs(scores, pairs, settings)
-    deltas = pair_deltas(acc, pairs)
-    cells = zip(deltas["pair"], deltas["benchmark"], strict=True)
-    deltas = deltas[np.array([cell not in exclude for cell in cells], dtype=bool)].reset_index(drop=True)
-    summary = domain_summary(deltas)
-    tests = paired_tests(scores, pairs, exclude)
-    effects = benchmark_effects(scores, pairs, exclude, resamples=resamples, seed=seed)
-    domains = domain_effects(effects)
-    index = transferability(effects)
-    matrix = transfer_matrix(tests, pairs)
-    warnings = missing_cells(acc, pairs) + comparability + quality_warnings(acc)
-    metrics = headline_metrics(deltas, summary)
-    metrics |= _pooled_metrics(domains, index, matrix)
+    cache: ResultCache = {}
+    options = {"exclude": exclude, "cache": cache, "resamples": resamples, "seed": seed}
+    strict = compare(scored, scores, pairs, column=STRICT, **options)
+    same = scores[FLEXIBLE].equals(scores[STRICT])  # e.g. rows stored before the flexible policy
+    flexible = strict if same else compare(scored, scores, pairs, column=FLEXIBLE, **options)
+    agreement = policy_agreement(strict.tests, flexible.tests)
+    warnings = missing_cells(scored, pairs) + comparability + quality_warnings(acc)
+    warnings += excluded_warnings(dropped)
+    metrics = headline_metrics(strict.deltas, strict.summary)
+    metrics |= _pooled_metrics(strict.domains, strict.transferability, strict.matrix)
     metrics["n_excluded_cells"] = float(len(exclude))
+    metrics |= _flexible_metrics(flexible)
+    metrics |= _policy_metrics(acc, agreement, dropped)
     metrics["n_warnings"] = float(len(warnings))
     return Analysis(
         accuracy=acc,
-        deltas=deltas,
-        summary=summary,
-        tests=tests,
-        effects=effects,
-        domains=domains,
-        transferability=index,
-        matrix=matrix,
-        by_algorithm=grouped_matrix(effects, pairs, "algorithm"),
-        by_backbone=grouped_matrix(effects, pairs, "backbone"),
+        deltas=strict.deltas,
+        summary=strict.summary,
+        tests=strict.tests,
+        effects=strict.effects,
+        domains=strict.domains,
+        transferability=strict.transferability,
+        matrix=strict.matrix,
+        by_algorithm=grouped_matrix(strict.effects, pairs, "algorithm"),
+        by_backbone=grouped_matrix(strict.effects, pairs, "backbone"),
         warnings=warnings,
         metrics=metrics,
+        flexible=flexible,
+        agreement=agreement,
+        excluded=dropped,
     )
+
+
+def compare(
+    acc: pd.DataFrame,
+    scores: pd.DataFrame,
+    pairs: Sequence[PairInfo],
+    *,
+    column: str,
+    exclude: Collection[tuple[str, str]],
+    cache: ResultCache,
+    resamples: int,
+    seed: int,
+) -> Comparisons:
+    """Every RPT − base table under the policy whose per-sample score is `column` (`correct` is strict).
+
+    Accuracy deltas read the accuracy table's column of that policy; tests, effects and the transfer
+    matrix read the per-sample column; everything else is the same code for both policies.
+    """
+    accuracy = acc if column == STRICT else acc.assign(accuracy=acc["accuracy_flexible"])
+    deltas = pair_deltas(accuracy, pairs)
+    cells = zip(deltas["pair"], deltas["benchmark"], strict=True)
+    deltas = deltas[np.array([cell not in exclude for cell in cells], dtype=bool)].reset_index(drop=True)
+    tests = paired_tests(scores, pairs, exclude, column=column, cache=cache)
+    effects = benchmark_effects(
+        scores, pairs, exclude, tests=tests, resamples=resamples, seed=seed, column=column, cache=cache
+    )
+    return Comparisons(
+        deltas=deltas,
+        summary=domain_summary(deltas),
+        tests=tests,
+        effects=effects,
+        domains=domain_effects(effects),
+        transferability=transferability(effects),
+        matrix=transfer_matrix(tests, pairs),
+    )
+
+
+def _flexible_metrics(flexible: Comparisons) -> dict[str, float]:
+    """The strict headline metrics' names with `_flexible` after their first part, on flexible numbers."""
+    metrics = headline_metrics(flexible.deltas, flexible.summary)
+    metrics |= _pooled_metrics(flexible.domains, flexible.transferability, flexible.matrix)
+    renamed = {}
+    for key, value in metrics.items():
+        if key == "n_pairs":
+            continue
+        head, slash, rest = key.partition("/")
+        renamed[f"{head}_flexible{slash}{rest}"] = value
+    return renamed
+
+
+def _policy_metrics(acc: pd.DataFrame, agreement: pd.DataFrame, dropped: pd.DataFrame) -> dict[str, float]:
+    """Format-following rate per model × benchmark, excluded samples, and the policy disagreements."""
+    metrics = {"n_excluded_samples": float(dropped["n_excluded"].sum()) if len(dropped) else 0.0}
+    metrics["n_policy_disagreements"] = float(flagged(agreement).sum())
+    for row in acc.itertuples(index=False):
+        if np.isfinite(row.format_rate):
+            metrics[metric_key(f"format_rate/{row.model}/{row.benchmark}")] = float(row.format_rate)
+    return metrics
 
 
 def _pooled_metrics(domains: pd.DataFrame, index: pd.DataFrame, matrix: pd.DataFrame) -> dict[str, float]:

@@ -3,6 +3,9 @@
 Everything here is a pure function from frames to frames (or to plain values), so that later statistics
 (bootstrap CIs, paired tests, CMH) can be added as more functions over the same tables while rendering
 stays last, in `report.py`.
+
+Accuracy is reported under both scoring policies, and rows excluded for a missing toolchain are only
+counted: `samples.py` says which rows count and what each policy scored.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
+
+from rpt_transfer.analysis.samples import FLEXIBLE, STRICT, excluded, format_followed, with_policies
 
 SEEN = "seen"
 UNSEEN = "unseen"
@@ -40,6 +45,9 @@ ACCURACY_COLUMNS = (
     "truncated_rate",
     "no_answer_rate",
     "error_rate",
+    "accuracy_flexible",
+    "format_rate",
+    "n_excluded",
 )
 DELTA_COLUMNS = (
     "pair",
@@ -83,10 +91,13 @@ a new rate is one line here."""
 
 
 def accuracy_table(scores: pd.DataFrame) -> pd.DataFrame:
-    """Accuracy and sample-health rates per model × benchmark.
+    """Accuracy under both scoring policies and sample-health rates per model × benchmark.
 
     Accuracy is the mean over items of the per-item mean over samples (pass@1 averaged), so an item
-    with more samples does not weigh more than the others. Rates are shares of all samples.
+    with more samples does not weigh more than the others; `accuracy` is the strict policy,
+    `accuracy_flexible` the flexible one. Rates are shares of the scored samples; `format_rate` is the
+    share that followed the stated answer format. `n_excluded` counts rows left out of all of these
+    (`EXCLUDED_REASON`); a cell with every row excluded keeps its row, with 0 items and NaN numbers.
 
     Args:
         scores: One row per scored sample, with at least the columns in `SCORE_COLUMNS`.
@@ -96,14 +107,29 @@ def accuracy_table(scores: pd.DataFrame) -> pd.DataFrame:
     """
     _require_columns(scores, SCORE_COLUMNS, "scores")
     _check_scores(scores)
-    flags = {name: rule(scores).astype(float) for name, rule in SAMPLE_RATES.items()}
-    frame = scores[[*_CELL, "item_id", "correct"]].assign(**flags)
-    per_item = frame.groupby([*_CELL, "item_id"])["correct"].mean()
+    n_excluded = scores[excluded(scores)].groupby(_CELL).size()
+    kept = with_policies(scores)
+    flags = {name: rule(kept).astype(float) for name, rule in SAMPLE_RATES.items()}
+    flags["format_rate"] = format_followed(kept)
+    frame = kept[[*_CELL, "item_id", STRICT, FLEXIBLE]].assign(**flags)
+    per_item = frame.groupby([*_CELL, "item_id"])[[STRICT, FLEXIBLE]].mean()
     items = per_item.groupby(level=_CELL)
     samples = frame.groupby(_CELL)
-    table = pd.DataFrame({"n_items": items.size(), "n_samples": samples.size(), "accuracy": items.mean()})
-    for name in SAMPLE_RATES:
+    table = pd.DataFrame(
+        {
+            "n_items": items.size(),
+            "n_samples": samples.size(),
+            "accuracy": items[STRICT].mean(),
+            "accuracy_flexible": items[FLEXIBLE].mean(),
+        }
+    )
+    for name in [*SAMPLE_RATES, "format_rate"]:
         table[name] = samples[name].mean()
+    only_excluded = n_excluded.index.difference(table.index)
+    if len(only_excluded):  # nothing scored: the cell stays, with counts 0 and no accuracy
+        table = table.reindex(table.index.append(only_excluded))
+        table[["n_items", "n_samples"]] = table[["n_items", "n_samples"]].fillna(0).astype(int)
+    table["n_excluded"] = n_excluded.reindex(table.index, fill_value=0).astype(int)
     table = table.reset_index()
     return table.sort_values(["model", "benchmark"]).reset_index(drop=True)[list(ACCURACY_COLUMNS)]
 

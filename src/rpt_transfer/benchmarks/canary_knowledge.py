@@ -134,7 +134,11 @@ def to_item(record: Mapping[str, Any]) -> Item:
         id=record["id"],
         prompt_vars={"question": question, **dict(zip(LETTERS, record["options"], strict=True))},
         reference=record["answer"],
-        metadata={"creature": record["creature"], "attribute": record["attribute"]},
+        metadata={
+            "creature": record["creature"],
+            "attribute": record["attribute"],
+            "choices": [list(pair) for pair in zip(LETTERS, record["options"], strict=True)],
+        },
     )
 
 

@@ -12,7 +12,8 @@ the dataset they came from. The local copies are dumps of the Hub datasets (flar
 sm_bigdata: Salesforce/FinEval `CRA-Bigdata`, the FLARE sm-bigdata rows) in the same schema; `read_local` only
 adds `subset`. The reference is the choice matching `answer` ignoring case, so flare_cfa's lower-case answers
 ("a") become "A"; where `answer` and `gold` disagree (3 flare_cfa rows, whose `answer` is the correct option)
-`answer` wins.
+`answer` wins. Items list their options in `metadata["choices"]` for the choice scorer's flexible policy,
+with flare_cfa's option texts read from the query.
 
 From the Hub, `read_hub` loads one dataset per subset (`HUB_DATASETS`) and tags each row with its subset.
 No revision of either Hub dataset was found pinned in public sources: planning resolves both to the commits
@@ -76,6 +77,22 @@ SOURCE = DatasetSource(
 )
 
 
+def option_texts(question: str, labels: list[str]) -> list[str]:
+    """Each label's option text as a FLARE query lists it (`CHOICES: A: maturity.,B: ...`), else the label.
+
+    Only an unambiguous listing is read (each label's marker exactly once, in label order); otherwise the
+    labels stand for themselves, as sm_bigdata's Rise and Fall do.
+    """
+    markers = [f"CHOICES: {labels[0]}: ", *(f",{label}: " for label in labels[1:])]
+    if any(question.count(marker) != 1 for marker in markers):
+        return labels
+    starts = [question.index(marker) for marker in markers]
+    if starts != sorted(starts):
+        return labels
+    ends = [*starts[1:], len(question)]
+    return [question[s + len(m) : e].strip() for s, m, e in zip(starts, markers, ends, strict=True)]
+
+
 def to_item(record: Mapping[str, Any]) -> Item:
     """The FLARE query (without "Answer:") to prompt; the choice matching the answer to reference."""
     choices = [str(choice) for choice in record["choices"]]
@@ -91,7 +108,10 @@ def to_item(record: Mapping[str, Any]) -> Item:
         id=item_id,
         prompt_vars={"question": question, "labels": ", ".join(choices)},
         reference=matches[0],
-        metadata={"subset": subset},
+        metadata={
+            "subset": subset,
+            "choices": [list(pair) for pair in zip(choices, option_texts(question, choices), strict=True)],
+        },
     )
 
 

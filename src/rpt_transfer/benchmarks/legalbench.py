@@ -169,7 +169,7 @@ def to_item(record: Mapping[str, Any]) -> Item:
             "labels": ", ".join(spec.labels),
         },
         reference=str(record["answer"]).strip(),
-        metadata={"task": record["task"]},
+        metadata={"task": record["task"], "choices": [[label, label] for label in spec.labels]},
     )
 
 

@@ -62,6 +62,7 @@ def to_item(record: Mapping[str, Any]) -> Item:
         id=f"medqa-{record['id']}",
         prompt_vars={"question": f"{record['question']}\n\n{options}", "labels": ", ".join(LETTERS)},
         reference=LETTERS[choices.index(answer)],
+        metadata={"choices": [[letter, str(text)] for letter, text in zip(LETTERS, choices, strict=True)]},
     )
 
 

@@ -136,6 +136,7 @@ def to_item(record: Mapping[str, Any]) -> Item:
             "labels": ", ".join(LABELS),
         },
         reference=str(record["final_decision"]),
+        metadata={"choices": [[label, label] for label in LABELS]},
     )
 
 

@@ -57,7 +57,10 @@ def to_item(record: Mapping[str, Any]) -> Item:
     """One record to an item; the reference is the letter of the right option."""
     options = dict(zip(LETTERS, record["options"], strict=True))
     return Item(
-        id=record["id"], prompt_vars={"country": record["country"], **options}, reference=record["answer"]
+        id=record["id"],
+        prompt_vars={"country": record["country"], **options},
+        reference=record["answer"],
+        metadata={"choices": [[letter, text] for letter, text in options.items()]},
     )
 
 

@@ -111,7 +111,7 @@ def to_item(record: Mapping[str, Any]) -> Item:
         id=f"tabfact-{record['id']}-{record['statement_index']}",
         prompt_vars={"question": question, "labels": ", ".join(sorted(LABELS))},
         reference=LABELS[int(record["label"])],
-        metadata={"table_id": record["table_id"]},
+        metadata={"table_id": record["table_id"], "choices": [[label, label] for label in sorted(LABELS)]},
     )
 
 

@@ -16,11 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from rpt_transfer.analysis import PairInfo, write_report
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.models import model_source
-from rpt_transfer.jobs.rows import from_parquet
+from rpt_transfer.jobs.rows import SCORE_SCHEMA, from_parquet
 from rpt_transfer.plan import Job, Plan
 from rpt_transfer.store import Manifest, Store, software_versions
 
@@ -28,16 +30,46 @@ REPORT_METRICS = "metrics.json"
 """File of the report folder with the headline metrics (the parent MLflow run's metrics)."""
 
 
+UNREAD_COLUMNS = ("completion", "extracted_flexible")
+"""Score columns no table or summary reads, whose size grows with the completions: never loaded."""
+PRESENCE_COLUMNS = ("extracted",)
+"""Score columns read only for whether they are null (`analysis.samples.format_followed`): loaded as an
+empty string where set, so an extracted program as long as its completion costs no memory."""
+
+
 def read_scores(plan: Plan, store: Store, score_jobs: Sequence[Job]) -> pd.DataFrame:
-    """All score rows of the given (finished) jobs, named by this plan (rows may come from another study)."""
-    frames = []
+    """All score rows of the given (finished) jobs, named by this plan (rows may come from another study).
+
+    Only the columns the analysis reads are loaded (`UNREAD_COLUMNS`, `PRESENCE_COLUMNS`), so memory
+    does not grow with the completions; the parts are joined as Arrow tables and converted once.
+    """
+    tables = []
     for job in score_jobs:
         manifest = store.manifest(job.key)
         assert manifest is not None  # callers pass finished jobs only
         for obj in manifest.objects:
-            frame = from_parquet(store.read_object(job.key, obj.name)).to_pandas()
-            frames.append(frame.assign(study=plan.study, model=job.context["model"]))
-    return pd.concat(frames, ignore_index=True)
+            table = score_table(store.read_object(job.key, obj.name))
+            for name, value in (("study", plan.study), ("model", job.context["model"])):
+                column = pa.repeat(pa.scalar(value, pa.string()), table.num_rows)
+                if name in table.column_names:
+                    table = table.set_column(table.column_names.index(name), name, column)
+                else:
+                    table = table.append_column(name, column)
+            tables.append(table)
+    return pa.concat_tables(tables, promote_options="permissive").to_pandas()
+
+
+def score_table(data: bytes) -> pa.Table:
+    """One stored score part with the columns the analysis reads (see `read_scores`)."""
+    table = from_parquet(data, columns=[name for name in SCORE_SCHEMA.names if name not in UNREAD_COLUMNS])
+    for name in PRESENCE_COLUMNS:
+        if name in table.column_names:
+            column = table.column(name)
+            present = pc.if_else(
+                pc.is_valid(column), pa.scalar("", column.type), pa.scalar(None, column.type)
+            )
+            table = table.set_column(table.column_names.index(name), name, present)
+    return table
 
 
 def score_frame(ctx: JobContext) -> pd.DataFrame:
@@ -137,7 +169,7 @@ def run(ctx: JobContext) -> Manifest:
         if tracker is not None:
             from rpt_transfer.tracking_sync import sync_study  # mlflow only where tracking is on
 
-            sync_study(tracker, ctx.plan, ctx.store, report_dir=out)
+            sync_study(tracker, ctx.plan, ctx.store, report_dir=out, scores=frame)
         ctx.progress.advance()
         with ctx.begin() as writer:
             writer.put_dir(out)

@@ -76,7 +76,7 @@ def run(ctx: JobContext) -> Manifest:
         model_dir=base_dir,
         prompt_mode=inputs["prompt_mode"],
         examples=examples,
-        reward=ScorerReward(scorer),
+        reward=ScorerReward(scorer, hyper.reward_policy),
         algorithm=inputs["algorithm"],
         hyper=hyper,
         seed=inputs["seed"],

@@ -1,5 +1,6 @@
 """Verifiers, one per answer type, shared by evaluation and RL rewards."""
 
+import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -21,6 +22,23 @@ class Scorer(NamedTuple):
     verify: Verifier
     version: str
     verify_many: BatchVerifier
+    runs_programs: bool = False
+    """Whether it runs candidate programs in `sandbox` (the score job then records the isolation level)."""
+
+
+def _with_context(verify: Callable[..., Verdict]) -> Verifier:
+    """`verify` in the shared convention `verify(completion, reference, context=None)`.
+
+    A verifier that needs no item metadata may leave `context` out of its signature; it is then dropped.
+    """
+    if "context" in inspect.signature(verify).parameters:
+        return verify
+
+    def verify_ignoring_context(completion: str, reference: str, context: Context = None) -> Verdict:
+        return verify(completion, reference)
+
+    verify_ignoring_context.__doc__ = verify.__doc__
+    return verify_ignoring_context
 
 
 def _in_sandbox_pool(verify: Verifier) -> BatchVerifier:
@@ -31,7 +49,12 @@ def _in_sandbox_pool(verify: Verifier) -> BatchVerifier:
         finish_reasons: Sequence[str | None],
         contexts: Sequence[Context] | None = None,
     ) -> list[Verdict]:
-        return sandbox.run_many(lambda pair: verify(*pair), pairs)
+        given = list(contexts) if contexts is not None else [None] * len(pairs)
+        jobs = [
+            (completion, reference, context)
+            for (completion, reference), context in zip(pairs, given, strict=True)
+        ]
+        return sandbox.run_many(lambda job: verify(*job), jobs)
 
     return verify_many
 
@@ -50,16 +73,17 @@ def _one_by_one(verify: Verifier) -> BatchVerifier:
     return verify_many
 
 
+def _sandboxed(verify: Callable[..., Verdict], version: str) -> Scorer:
+    verify = _with_context(verify)
+    return Scorer(verify, version, _in_sandbox_pool(verify), runs_programs=True)
+
+
 SCORERS: dict[str, Scorer] = {
-    "math": Scorer(
-        math.verify,
-        math.VERSION,
-        lambda pairs, reasons, contexts=None: math.verify_many(pairs, finish_reasons=reasons),
-    ),
-    "choice": Scorer(choice.verify, choice.VERSION, _one_by_one(choice.verify)),
-    "code_function": Scorer(code.verify_function, code.VERSION, _in_sandbox_pool(code.verify_function)),
-    "code_stdio": Scorer(code.verify_stdio, code.STDIO_VERSION, _in_sandbox_pool(code.verify_stdio)),
-    "polyglot": Scorer(polyglot.verify, polyglot.VERSION, _in_sandbox_pool(polyglot.verify)),
+    "math": Scorer(math.verify, math.VERSION, math.verify_many),
+    "choice": Scorer(_with_context(choice.verify), choice.VERSION, _one_by_one(_with_context(choice.verify))),
+    "code_function": _sandboxed(code.verify_function, code.VERSION),
+    "code_stdio": _sandboxed(code.verify_stdio, code.STDIO_VERSION),
+    "polyglot": _sandboxed(polyglot.verify, polyglot.VERSION),
 }
 
 

@@ -13,6 +13,8 @@ if TYPE_CHECKING:
     from rpt_transfer.scoring import Context, Scorer
 
 SCORER_ERROR = "scorer_error"
+TIMEOUT = "timeout"
+RERUN_NOTE = "first attempt timed out under load; this is the verdict of one re-run alone"
 
 
 def score_batch(
@@ -39,3 +41,26 @@ def _guarded(scorer: "Scorer", pair: tuple[str, str], context: "Context") -> Ver
         return scorer.verify(completion, reference, context) if context is not None else scorer.verify(*pair)
     except Exception as err:  # one bad sample must not lose the others; callers bound the rate
         return Verdict(0.0, None, SCORER_ERROR, f"{type(err).__name__}: {err}")
+
+
+def confirm_timeouts(
+    scorer: "Scorer",
+    pairs: Sequence[tuple[str, str]],
+    contexts: Sequence["Context"],
+    verdicts: Sequence[Verdict],
+) -> tuple[list[Verdict], list[bool]]:
+    """Re-run each timed-out sample once, alone, and keep that verdict; also say which were re-run.
+
+    Call it when the batch is done, so nothing else runs in this process's sandbox pool: a program that
+    timed out only because the machine was busy (seen on LiveCodeBench: 3.0 s and 4.2 s alone against a 6 s
+    limit) then passes, while one that times out alone still counts as a timeout. Samples go one at a
+    time through the scorer's single `verify`, on this thread.
+    """
+    result, rerun = list(verdicts), [False] * len(verdicts)
+    for index, verdict in enumerate(verdicts):
+        if verdict.reason != TIMEOUT:
+            continue
+        again = _guarded(scorer, pairs[index], contexts[index])
+        note = RERUN_NOTE if not again.explanation else f"{RERUN_NOTE}: {again.explanation}"
+        result[index], rerun[index] = again._replace(explanation=note), True
+    return result, rerun

@@ -51,9 +51,17 @@ two tokens that are both decimal numbers also match when |got - expected| <= t *
 Both: the verdict is 1.0 only when every test passes. A timeout is reason "timeout"; a completion that
 is empty is "no_answer"; one that is not text, not UTF-8, too long, or does not compile is
 "parse_error". Explanations keep the program (cut) and the end of stderr.
+
+Strict and flexible (`code_extract` has the rules): `correct` runs the strict program (the last fenced
+block, as the prompts ask); `format_followed` says whether that block was tagged Python. `flexible` is
+1.0 when the strict program passes or the flexible program (the last Python block that defines the
+entry point, or unfenced code without the prose around it) passes; the second program runs only when
+the first failed and the two differ, so most samples run once. `flexible_extracted` is the program that
+passed, else the flexible one.
 """
 
 import ast
+import functools
 import json
 import re
 import secrets
@@ -62,13 +70,14 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from rpt_transfer.scoring import pyast, sandbox
-from rpt_transfer.scoring.code_extract import extract_code
-from rpt_transfer.scoring.code_harness import harness_command
+from rpt_transfer.scoring.code_extract import flexible_code, strict_code
+from rpt_transfer.scoring.code_harness import harness_command, trusted_payload
 from rpt_transfer.scoring.verdict import Verdict
 
-VERSION = "2"
-"""Version of `verify_function` (scorer "code_function"); part of score job ids."""
-STDIO_VERSION = "2"
+VERSION = "3"
+"""Version of `verify_function` (scorer "code_function"); part of score job ids. 3: flexible policy and
+format_followed (strict verdicts as in 2)."""
+STDIO_VERSION = "3"
 """Version of `verify_stdio` (scorer "code_stdio")."""
 MAX_COMPLETION_CHARS = 400_000
 """Longer completions are not run: no real answer needs it, and it bounds the work per sample."""
@@ -96,6 +105,9 @@ _SOLUTION_SHIM = "_call_solution"
 _DECIMAL = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
 _SHOWN = 2000
 """Characters of program, stderr or output kept in an explanation."""
+_CACHED_CHARS = 1 << 16
+"""Function references up to this size are parsed, and their tests compiled, once per process (the 512
+most recent, at most 32 MiB each way); larger ones are parsed per sample and compiled in the run."""
 
 
 def function_reference(
@@ -161,14 +173,55 @@ def verify_stdio(
 
 
 def _verify(completion: str, reference: str, timeout: float | None, limits: sandbox.Limits | None) -> Verdict:
-    """Reject what cannot be a program, then run the tests the reference describes."""
-    code, rejected = _prepare(completion)
+    """Score the strict program and, only where it fails and the flexible program differs, that one too."""
+    text, rejected = _as_text(completion)
     if rejected is not None:
-        return rejected
-    spec = json.loads(reference)
+        return rejected._replace(flexible=0.0, format_followed=False)
+    spec = _spec(reference)
+    strict = strict_code(text)
+    verdict = _score(strict.program, spec, timeout, limits)._replace(format_followed=strict.format_followed)
+    program = flexible_code(text, _must_define(spec)) if verdict.correct != 1.0 else strict.program
+    if program == strict.program:
+        return verdict._replace(flexible=verdict.correct, flexible_extracted=verdict.extracted)
+    other = _score(program, spec, timeout, limits)
+    return verdict._replace(flexible=max(verdict.correct, other.correct), flexible_extracted=other.extracted)
+
+
+def _score(code: str, spec: dict, timeout: float | None, limits: sandbox.Limits | None) -> Verdict:
+    """Run the tests the reference describes on one extracted program (strict fields only)."""
+    if not code.strip():
+        return Verdict(0.0, None, "no_answer", "no code in the completion")
+    if "\x00" in code:
+        return Verdict(0.0, code[:_SHOWN], "parse_error", "code contains NUL characters")
     if "entry_point" in spec:
         return _run_function(code, spec, timeout, limits)
     return _run_stdio(code, spec, timeout, limits)
+
+
+def _spec(reference: str) -> dict:
+    """The parsed reference; function references are parsed once (an item's samples share them)."""
+    if '"entry_point":' in reference and len(reference) <= _CACHED_CHARS:
+        return _function_spec(reference)
+    return json.loads(reference)
+
+
+@functools.lru_cache(maxsize=512)
+def _function_spec(reference: str) -> dict:
+    return json.loads(reference)
+
+
+def _must_define(spec: Mapping[str, Any]) -> str:
+    """The regex for what the flexible policy looks for in a block.
+
+    The entry point's definition (or the Solution class), or for a stdin/stdout program a read of
+    standard input.
+    """
+    entry = spec.get("entry_point")
+    if entry is None:  # a stdin/stdout program reads standard input
+        return r"\binput[ \t]*\(|\bsys\.stdin\b|\bopen[ \t]*\([ \t]*0\b"
+    if entry == _SOLUTION_SHIM:
+        return r"^class[ \t]+Solution\b"
+    return rf"^(?:async[ \t]+)?def[ \t]+{re.escape(entry)}[ \t]*\("
 
 
 def _run_function(code: str, spec: dict, timeout: float | None, limits: sandbox.Limits | None) -> Verdict:
@@ -176,14 +229,15 @@ def _run_function(code: str, spec: dict, timeout: float | None, limits: sandbox.
     program = _assemble(spec, code)
     nonce = secrets.token_hex(16)
     mode = spec["mode"]
-    payload = {key: spec[key] for key in ("entry_point", "test", "context", "mode")}
-    payload |= {"program": program, "nonce": nonce}
-    if mode == "unittest":
-        payload["classes"] = _test_classes(spec["test"])
     seconds = timeout or spec.get("timeout") or FUNCTION_TIMEOUT[mode]
     memory = SITE_MEMORY_BYTES if spec["site"] else MEMORY_BYTES
     python = (sys.executable, "-I", "-B") if spec["site"] else sandbox.PYTHON
-    bootstrap, stdin = harness_command(mode, json.dumps(payload).encode())
+    fields = (spec["entry_point"], spec["test"], spec["context"], mode)
+    if len(spec["test"]) + len(spec["context"]) <= _CACHED_CHARS:
+        trusted = _trusted(*fields)
+    else:  # not kept: compiled in the run, where it does not hold up the other workers
+        trusted = _trusted.__wrapped__(*fields, compile_here=False)
+    bootstrap, stdin = harness_command(mode, trusted, {"program": program, "nonce": nonce})
     result = sandbox.run(
         (*python, "-c", bootstrap),
         input=stdin,
@@ -192,6 +246,15 @@ def _run_function(code: str, spec: dict, timeout: float | None, limits: sandbox.
         channel=True,
     )
     return _function_verdict(result, nonce, program, code)
+
+
+@functools.lru_cache(maxsize=512)
+def _trusted(entry_point: str, test: str, context: str, mode: str, compile_here: bool = True) -> bytes:
+    """The runner's payload for one reference (tests compiled), made once: items have many samples."""
+    fields = {"entry_point": entry_point, "test": test, "context": context, "mode": mode}
+    if mode == "unittest":
+        fields["classes"] = _test_classes(test)
+    return trusted_payload(fields, compile_here)
 
 
 def _assemble(spec: Mapping[str, Any], code: str) -> str:
@@ -280,8 +343,8 @@ def _is_decimal(token: str) -> bool:
     return _DECIMAL.fullmatch(token) is not None
 
 
-def _prepare(completion: object) -> tuple[str, Verdict | None]:
-    """The program to run, or a Verdict that rejects the completion without running anything."""
+def _as_text(completion: object) -> tuple[str, Verdict | None]:
+    """The completion as text, or a Verdict that rejects it without running anything."""
     if isinstance(completion, bytes):
         try:
             completion = completion.decode("utf-8")
@@ -294,12 +357,7 @@ def _prepare(completion: object) -> tuple[str, Verdict | None]:
         return "", Verdict(0.0, None, "parse_error", explanation)
     if not completion.isascii() and not _encodable(completion):
         return "", Verdict(0.0, None, "parse_error", "completion has unpaired surrogates (not UTF-8)")
-    code = extract_code(completion)
-    if not code.strip():
-        return "", Verdict(0.0, None, "no_answer", "no code in the completion")
-    if "\x00" in code:
-        return "", Verdict(0.0, code[:_SHOWN], "parse_error", "code contains NUL characters")
-    return code, None
+    return completion, None
 
 
 def _test_classes(test: str) -> dict[str, list[str]]:

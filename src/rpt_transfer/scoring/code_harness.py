@@ -4,12 +4,21 @@ Everything above `_CALL_PARTS` is copied (inspect.getsource) into `harness.py` a
 sandbox with only the standard library: it must not use anything else of this package. `harness_command`
 is how `verify_function` starts it there. See `rpt_transfer.scoring.code` for what each side may
 see and why a candidate cannot forge a pass.
+
+Cost per sample matters (a job scores tens of thousands), and in a forked run every page touched costs a
+fault, so: the reference's tests reach the runner compiled (`trusted_payload`, made once per reference
+on the host) and marshalled, with the sample's program and nonce after them; the runner's messages to
+the candidate are marshalled too. The candidate's messages to the runner are JSON, which can only yield
+plain data: the runner never unmarshals anything the candidate wrote.
 """
+
+import __future__
 
 import ast
 import builtins
 import ctypes
 import functools
+import gc
 import inspect
 import json
 import marshal
@@ -30,9 +39,12 @@ def _harness_main() -> None:
     """Runner process: fork the candidate first, then read the tests and the nonce, run, report on fd 3."""
     os.fstat(3)  # the verdict channel must be there, or a pipe below could take its number
     sys.set_int_max_str_digits(0)
-    ctypes.CDLL(None).prctl(4, 0, 0, 0, 0)  # PR_SET_DUMPABLE 0: the candidate cannot ptrace or read us
+    # PR_SET_DUMPABLE 0: the candidate cannot ptrace or read us. `pythonapi` is the process's own symbol
+    # table (libc's prctl included), made when ctypes was imported: no library to load per run.
+    ctypes.pythonapi.prctl(4, 0, 0, 0, 0)
     from_runner, to_candidate = os.pipe()
     from_candidate, to_runner = os.pipe()
+    gc.freeze()  # the harness's objects: never traversed (so never copied) by the candidate's collections
     pid = os.fork()
     if pid == 0:
         os.close(to_candidate)
@@ -40,8 +52,8 @@ def _harness_main() -> None:
         _candidate_main(from_runner, to_runner)
     os.close(from_runner)
     os.close(to_runner)
-    payload = json.loads(sys.stdin.buffer.read())
-    _send(to_candidate, {key: payload[key] for key in ("program", "mode", "entry_point")})
+    payload = _read_payload()
+    _send(to_candidate, {key: payload[key] for key in ("program", "mode", "entry_point")}, trusted=True)
     loaded = _receive(from_candidate)
     if not isinstance(loaded, dict) or loaded.get("loaded") is not True:
         outcome = {"passed": False, "stage": "load", "detail": _loading_failure(loaded)}
@@ -56,6 +68,20 @@ def _harness_main() -> None:
     os._exit(0)
 
 
+def _read_payload() -> dict:
+    """The host's payload on standard input: trusted part (tests, compiled there), then this sample's part.
+
+    Both are marshalled dicts (the trusted one prefixed by its length), merged; marshal, not JSON, because
+    its decoding builds few objects, and the tests arrive compiled.
+    """
+    data = bytearray()
+    while chunk := os.read(0, 1 << 16):
+        data += chunk
+    view = memoryview(data)
+    size = struct.unpack(">I", view[:4])[0]
+    return {**marshal.loads(view[4 : 4 + size]), **marshal.loads(view[4 + size :])}
+
+
 def _loading_failure(loaded: object) -> str:
     if isinstance(loaded, dict):
         return "the program failed to load:\n" + str(loaded.get("error", ""))[-4000:]
@@ -66,10 +92,12 @@ def _call_tests(payload: dict, requests: int, replies: int) -> dict:
     """Run context and tests here, with the entry point calling into the candidate's process."""
     namespace: dict = {"__name__": "__test__"}
     entry = payload["entry_point"]
+    _SOURCES.update({"<context>": payload["context"], "<test>": payload["test"]})  # for tracebacks
+    compiled = payload.get("compiled") or {}
     try:
-        exec(_compiled(payload["context"], "<context>"), namespace)
+        exec(compiled.get("context") or _compiled(payload["context"], "<context>"), namespace)
         namespace[entry] = _remote(entry, requests, replies)
-        exec(_compiled(payload["test"], "<test>"), namespace)
+        exec(compiled.get("test") or _compiled(payload["test"], "<test>"), namespace)
     except BaseException as err:  # any failure of a test (assertion, candidate error, SystemExit) fails
         return {"passed": False, "stage": "test", "detail": _describe(err)}
     return {"passed": True, "stage": "test", "detail": ""}
@@ -79,7 +107,7 @@ def _remote(name: str, requests: int, replies: int) -> Any:
     """A stand-in for the candidate's function: sends plain arguments, returns a plain copy of the result."""
 
     def call(*args: Any, **kwargs: Any) -> Any:
-        _send(requests, {"name": name, "args": _encode(list(args)), "kwargs": _encode(kwargs)})
+        _send(requests, {"name": name, "args": _encode(list(args)), "kwargs": _encode(kwargs)}, trusted=True)
         reply = _receive(replies)
         if not isinstance(reply, dict):
             raise CandidateError("the candidate's process ended")
@@ -109,7 +137,7 @@ def _unittest_tests(payload: dict, requests: int, replies: int) -> dict:
     expected = sum(len(methods) for methods in classes.values())
     if expected == 0:
         return {"passed": False, "stage": "test", "detail": "no test methods found in the test code"}
-    _send(requests, {"test": payload["test"], "classes": classes})
+    _send(requests, {"test": payload["test"], "classes": classes}, trusted=True)
     report = _receive(replies)
     if not isinstance(report, dict):
         return {"passed": False, "stage": "test", "detail": "the candidate's process ended during the tests"}
@@ -124,7 +152,7 @@ def _candidate_main(requests: int, replies: int) -> None:
     null = os.open(os.devnull, os.O_RDONLY)
     os.dup2(null, 0)  # the tests and the nonce come on the runner's stdin: not for us
     os.close(null)
-    job = _receive(requests)
+    job = _receive(requests, trusted=True)
     if not isinstance(job, dict):
         os._exit(0)
     baseline = _unittest_state() if job["mode"] == "unittest" else {}
@@ -143,14 +171,14 @@ def _candidate_main(requests: int, replies: int) -> None:
     if job["mode"] == "call":
         _serve_calls(module.__dict__, requests, replies)
     else:
-        _send(replies, _run_unittests(module, _receive(requests), baseline))
+        _send(replies, _run_unittests(module, _receive(requests, trusted=True), baseline))
     os._exit(0)
 
 
 def _serve_calls(namespace: dict, requests: int, replies: int) -> None:
     """Answer calls until the runner closes the pipe; results go back as plain data."""
     while True:
-        call = _receive(requests)
+        call = _receive(requests, trusted=True)
         if not isinstance(call, dict):
             os._exit(0)
         try:
@@ -273,10 +301,9 @@ def _describe(err: BaseException) -> str:
     Formatted here rather than by `traceback.format_exception`, whose column markers parse each line
     with `ast`: importing it would cost a failing sample more than the rest of its run.
     """
-    import linecache  # only on failure: most samples never need them
-    import traceback
+    import linecache  # only on failure: most samples never need it
 
-    for filename, source in _SOURCES.items():
+    for filename, source in _SOURCES.items():  # the runner's own, and the tests' (see `_call_tests`)
         linecache.cache[filename] = (len(source), None, source.splitlines(keepends=True), filename)
     frames, tb = [], err.__traceback__
     while tb is not None:
@@ -293,8 +320,29 @@ def _describe(err: BaseException) -> str:
         text = linecache.getline(frame_code.co_filename, number or 0).strip()
         if text:
             lines.append(f"    {text}\n")
-    lines += traceback.format_exception_only(type(err), err)
+    lines.append(_exception_line(err))
     return "".join(lines)[-4000:]
+
+
+def _exception_line(err: BaseException) -> str:
+    """The last line of a traceback, as `traceback.format_exception_only` writes it.
+
+    Written out here for the common case: the first use of `traceback`'s machinery in a run costs more
+    than the rest of a failing test. Syntax errors (a caret line) and exceptions with notes go to it.
+    """
+    if isinstance(err, SyntaxError) or getattr(err, "__notes__", None):
+        import traceback
+
+        return "".join(traceback.format_exception_only(type(err), err))
+    kind = type(err)
+    name, module = kind.__qualname__, kind.__module__
+    if module not in ("__main__", "builtins"):
+        name = f"{module if isinstance(module, str) else '<unknown>'}.{name}"
+    try:
+        text = str(err)
+    except Exception:  # as traceback does: a broken __str__ must not hide the exception
+        text = "<exception str() failed>"
+    return f"{name}: {text}\n" if text else f"{name}\n"
 
 
 def _encode(value: Any, depth: int = 0) -> Any:
@@ -369,16 +417,23 @@ def _decode(value: Any) -> Any:
     return containers[tag](_decode(item) for item in body)
 
 
-def _send(fd: int, message: Any) -> None:
-    """One length-prefixed JSON message."""
-    data = json.dumps(message).encode()
+def _send(fd: int, message: Any, trusted: bool = False) -> None:
+    """One length-prefixed message: marshal from the runner to the candidate (`trusted`), else JSON.
+
+    Marshal builds and reads plain values with less work, but must never decode what the candidate
+    wrote: its replies are JSON, which can only yield plain data.
+    """
+    data = marshal.dumps(message) if trusted else json.dumps(message).encode()
     data = struct.pack(">I", len(data)) + data
     while data:
         data = data[os.write(fd, data) :]
 
 
-def _receive(fd: int) -> Any:
-    """One message, or None at end of file or when it is malformed or larger than 64 MiB."""
+def _receive(fd: int, trusted: bool = False) -> Any:
+    """One message, or None at end of file or when it is malformed or larger than 64 MiB.
+
+    `trusted`: the runner sent it (marshal; see `_send`).
+    """
     header = _read_exact(fd, 4)
     if header is None:
         return None
@@ -387,8 +442,8 @@ def _receive(fd: int) -> Any:
     if body is None:
         return None
     try:
-        return json.loads(body)
-    except (UnicodeDecodeError, ValueError):  # garbage from the other side counts as no message
+        return marshal.loads(body) if trusted else json.loads(body)
+    except (UnicodeDecodeError, ValueError, EOFError, TypeError):  # garbage from the other side: no message
         return None
 
 
@@ -404,15 +459,17 @@ def _read_exact(fd: int, size: int) -> bytes | None:
 
 
 _CALL_PARTS = (
-    CandidateError, _harness_main, _loading_failure, _call_tests, _remote, _as_exception, _candidate_main,
-    _serve_calls, _compiled, _describe, _encode, _decode, _send, _receive, _read_exact,
+    CandidateError, _harness_main, _read_payload, _loading_failure, _call_tests, _remote, _as_exception,
+    _candidate_main, _serve_calls, _compiled, _describe, _exception_line, _encode, _decode, _send, _receive,
+    _read_exact,
 )  # fmt: skip
 """What mode "call" runs; mode "unittest" adds `_UNITTEST_PARTS` (never reached in a "call" script)."""
 _UNITTEST_PARTS = (_unittest_tests, _guard, _refuse_own_specials, _unittest_state, _run_unittests, _changed)
 _HARNESS_HEADER = (
     '"""Test runner generated from rpt_transfer.scoring.code_harness; runs inside the sandbox."""\n\n'
     "from __future__ import annotations\n\n"  # annotations stay text: no typing import per run
-    "import builtins\nimport ctypes\nimport json\nimport os\nimport struct\nimport sys\nimport types\n\n"
+    "import builtins\nimport ctypes\nimport gc\nimport json\nimport marshal\nimport os\nimport struct\n"
+    "import sys\nimport types\n\n"
     "_SOURCES = {}\n"
 )
 
@@ -461,12 +518,43 @@ _BOOTSTRAP = (
 )
 
 
-def harness_command(mode: str, payload: bytes) -> tuple[str, bytes]:
-    """Code for `python -c` and the standard input that run the harness on `payload` (tests, program, nonce).
+_ANNOTATIONS = __future__.annotations.compiler_flag
+"""The future the harness script starts with (`_HARNESS_HEADER`), which code it compiles inherits."""
 
-    The harness comes first on standard input and the bootstrap reads exactly its bytes, unbuffered, so
+
+def trusted_payload(fields: dict, compile_here: bool = True) -> bytes:
+    """The part of the runner's payload shared by every sample of one reference, marshalled.
+
+    `fields` are the reference's entry point, test, context and mode (and, for "unittest", the classes).
+    In mode "call" the runner runs the context and the tests: with `compile_here` they are compiled here
+    (assertions kept), for a payload made once per reference, so no run pays for parsing them; a test
+    that does not compile goes as source, and fails in the run as before.
+    """
+    payload = dict(fields)
+    if fields["mode"] == "call" and compile_here:
+        try:
+            with pyast.LOCK:
+                payload[
+                    "compiled"
+                ] = {  # as the runner compiles: the harness's `annotations` future, asserts kept
+                    name: compile(
+                        fields[name], f"<{name}>", "exec", _ANNOTATIONS, dont_inherit=True, optimize=0
+                    )
+                    for name in ("context", "test")
+                }
+        except (SyntaxError, ValueError):  # the run reports it, in the test's own words
+            pass
+    data = marshal.dumps(payload)
+    return struct.pack(">I", len(data)) + data
+
+
+def harness_command(mode: str, trusted: bytes, sample: dict) -> tuple[str, bytes]:
+    """Code for `python -c` and the standard input that run the harness (tests, program, nonce).
+
+    `trusted` is `trusted_payload` of the reference; `sample` holds the program and the nonce. The
+    harness comes first on standard input and the bootstrap reads exactly its bytes, unbuffered, so
     the payload is still in the pipe, not in memory, when the harness forks the candidate. Shipping it
     this way rather than as a file spares each run the staging and copying of a file.
     """
     harness = harness_bytecode(mode)
-    return _BOOTSTRAP.format(size=len(harness)), harness + payload
+    return _BOOTSTRAP.format(size=len(harness)), b"".join((harness, trusted, marshal.dumps(sample)))

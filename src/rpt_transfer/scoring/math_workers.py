@@ -3,9 +3,11 @@
 Why a pool of our own: math-verify bounds its time with SIGALRM, which works only on the main thread
 and cannot interrupt a computation stuck in C (a bignum power, a huge factorial). A stuck task in
 `concurrent.futures` cannot be killed without breaking the whole pool. Here each worker has its own
-pair of pipes and at most one task in flight; the parent waits on all of them at once. A task that
-passes its deadline has its worker killed (SIGKILL) and replaced, and comes back as
-`("timeout", ...)`. A worker that dies (a segfault from deep recursion, out of memory) is replaced
+pair of pipes and one chunk of tasks in flight (consecutive tasks that share a reference, so the
+worker parses that reference once and one message carries many tasks); the worker sends one result per
+task as it goes, and each result restarts the clock for the next task. A task that passes its deadline
+has its worker killed (SIGKILL) and replaced, and comes back as `("timeout", ...)`; the rest of its
+chunk goes back to the queue. A worker that dies (a segfault from deep recursion, out of memory) is replaced
 too, and its task comes back as `("crashed", ...)`. No task can stop the rest of a batch.
 
 Workers are fresh interpreters (`python -c ...` calling `main` below), not forks and not
@@ -37,10 +39,13 @@ Outcome = tuple[str, str]
 """A judge's (status, detail); the pool adds the statuses "timeout" and "crashed"."""
 Judge = Callable[[str, str], Outcome]
 TIMEOUT, CRASHED = "timeout", "crashed"
+CHUNK = 32
+"""At most this many tasks go to a worker in one message (fewer when the queue is short, for balance)."""
 STARTUP_TIMEOUT = 120.0
 """Seconds a new worker may take to import and warm up before the pool gives up (a broken install)."""
-WARMUP = ("1", "1")
-"""A task each worker judges before it says it is ready, so lazy set-up never counts against a task."""
+WARMUP = (("1", "1"),)
+"""Tasks each worker judges before it says it is ready, so lazy set-up never counts against a task
+(a pool may name its own: what exercises its judge's lazy imports and parser caches)."""
 _PACKAGE_ROOT = str(Path(__file__).resolve().parents[2])
 # `-c`, not `-m`: running this module as __main__ would import it twice (the package imports it too).
 _ENTRY = f"import sys; from {__name__} import main; main(sys.argv[1:])"
@@ -78,22 +83,24 @@ def _judge_safely(judge: Judge, task: tuple[str, str]) -> Outcome:
 
 
 def serve(tasks: Connection, results: Connection, judge_path: str) -> None:
-    """Worker loop: warm up, say "ready", then judge tasks until the pipe closes or sends None."""
+    """Worker loop: warm up, say "ready", then judge chunks of tasks until the pipe closes or sends None."""
     try:
         judge = _load_judge(judge_path)
-        judge(*WARMUP)
+        for task in tasks.recv():  # the pool's warm-up tasks, sent first
+            judge(*task)
     except Exception as err:  # e.g. math-verify not installed: tell the parent why instead of dying mute
         results.send(("failed", f"{type(err).__name__}: {err}"))
         return
     results.send(("ready", ""))
     while True:
         try:
-            task = tasks.recv()
+            chunk = tasks.recv()
         except EOFError:  # the parent is gone
             return
-        if task is None:
+        if chunk is None:
             return
-        results.send(_judge_safely(judge, task))
+        for task in chunk:
+            results.send(_judge_safely(judge, task))
 
 
 @dataclass
@@ -103,7 +110,12 @@ class _Worker:
     results: Connection
     deadline: float
     ready: bool = False
-    task: int | None = None
+    in_flight: deque[int] = field(default_factory=deque)
+    """The batch indices sent to this worker and not yet answered, in the order it judges them."""
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.in_flight)
 
     def stop(self) -> None:
         """Kill the process outright: it may be stuck in C, where nothing gentler reaches it."""
@@ -125,7 +137,21 @@ class _Batch:
         self.results = [None] * len(self.tasks)
 
     def busy(self, workers: list[_Worker]) -> bool:
-        return bool(self.queue) or any(worker.task is not None for worker in workers)
+        return bool(self.queue) or any(worker.busy for worker in workers)
+
+    def next_chunk(self, workers: int) -> list[int]:
+        """The next queued tasks that share the first one's reference, at most a fair share of the queue."""
+        size = max(1, min(CHUNK, -(-len(self.queue) // workers)))
+        chunk = [self.queue.popleft()]
+        key = self.tasks[chunk[0]][-1]
+        while self.queue and len(chunk) < size and self.tasks[self.queue[0]][-1] == key:
+            chunk.append(self.queue.popleft())
+        return chunk
+
+    def requeue(self, indices: deque[int]) -> None:
+        """Put unanswered tasks back at the front of the queue, in their order."""
+        self.queue.extendleft(reversed(indices))
+        indices.clear()
 
 
 class WorkerPool:
@@ -136,17 +162,26 @@ class WorkerPool:
     pool (`run` refuses one inherited from its parent).
     """
 
-    def __init__(self, judge: str, size: int, *, memory_mb: int | None = 4096) -> None:
+    def __init__(
+        self,
+        judge: str,
+        size: int,
+        *,
+        memory_mb: int | None = 4096,
+        warmup: Sequence[tuple[str, str]] = WARMUP,
+    ) -> None:
         """Prepare the pool; no process starts until a batch needs one."""
         if size < 1:
             raise ValueError(f"a worker pool needs at least one worker, got {size}")
         if ":" not in judge:
             raise ValueError(f"judge must be 'package.module:function', got {judge!r}")
-        self.judge, self.size, self.memory_mb = judge, size, memory_mb
+        self.judge, self.size, self.memory_mb, self.warmup = judge, size, memory_mb, list(warmup)
         self.pid = os.getpid()
         """The process that owns the workers; a forked child must not use them."""
         self.replaced = 0
         """How many workers were killed or died and were replaced (for tests and logs)."""
+        self.judged = 0
+        """How many tasks this pool was given to judge (for tests and logs)."""
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()
 
@@ -163,6 +198,7 @@ class WorkerPool:
         if timeout <= 0:
             raise ValueError(f"timeout must be positive, got {timeout}")
         batch = _Batch(tasks, timeout)
+        self.judged += len(tasks)
         with self._lock:
             try:
                 while len(self._workers) < min(self.size, len(tasks)):
@@ -171,7 +207,7 @@ class WorkerPool:
                     self._dispatch(batch)
                     self._wait(batch)
             finally:  # after Ctrl-C or an error, a late answer must not land in the next batch
-                for worker in [worker for worker in self._workers if worker.task is not None]:
+                for worker in [worker for worker in self._workers if worker.busy]:
                     self._workers.remove(worker)
                     worker.stop()
         missing = [index for index, result in enumerate(batch.results) if result is None]
@@ -179,13 +215,27 @@ class WorkerPool:
             raise PoolError(f"{len(missing)} tasks got no outcome, the first is task {missing[0]}")
         return [result for result in batch.results if result is not None]
 
+    def cpu_seconds(self) -> float:
+        """CPU seconds (user + system) the live workers have used, from /proc; 0.0 where there is none.
+
+        For throughput measurements on a busy machine, where CPU time says more than wall time.
+        """
+        total = 0.0
+        for worker in list(self._workers):
+            try:
+                fields = Path(f"/proc/{worker.process.pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                continue
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return total
+
     def close(self) -> None:
         """Ask idle workers to exit and kill the rest; the pool starts new ones if used again."""
         if os.getpid() != self.pid:  # a forked child's atexit must not kill its parent's workers
             return
         with self._lock:
             for worker in self._workers:
-                if worker.ready and worker.task is None:
+                if worker.ready and not worker.busy:
                     self._ask_to_exit(worker)
                 worker.stop()
             self._workers.clear()
@@ -218,6 +268,7 @@ class WorkerPool:
         os.close(task_read)
         os.close(result_write)
         tasks, results = Connection(task_write, readable=False), Connection(result_read, writable=False)
+        tasks.send(self.warmup)  # small: fits the pipe's buffer, so this never waits for the worker
         return _Worker(process, tasks, results, deadline=time.monotonic() + STARTUP_TIMEOUT)
 
     def _replace(self, worker: _Worker) -> None:
@@ -227,20 +278,21 @@ class WorkerPool:
 
     def _dispatch(self, batch: _Batch) -> None:
         for worker in list(self._workers):
-            if not (worker.ready and worker.task is None and batch.queue):
+            if not (worker.ready and not worker.busy and batch.queue):
                 continue
-            index = batch.queue.popleft()
+            chunk = batch.next_chunk(len(self._workers))
             try:
-                worker.tasks.send(batch.tasks[index])
+                worker.tasks.send([batch.tasks[index] for index in chunk])
             except (BrokenPipeError, ConnectionResetError):  # it died while idle: requeue and replace
-                batch.queue.appendleft(index)
+                batch.requeue(deque(chunk))
                 self._replace(worker)
                 continue
-            worker.task, worker.deadline = index, time.monotonic() + batch.timeout
+            worker.in_flight.extend(chunk)
+            worker.deadline = time.monotonic() + batch.timeout
 
     def _wait(self, batch: _Batch) -> None:
         """Take every answer that arrives before the nearest deadline, then kill what is overdue."""
-        waiting = [worker for worker in self._workers if worker.task is not None or not worker.ready]
+        waiting = [worker for worker in self._workers if worker.busy or not worker.ready]
         if not waiting:
             return
         delay = max(0.0, min(worker.deadline for worker in waiting) - time.monotonic())
@@ -248,6 +300,8 @@ class WorkerPool:
         for worker in waiting:
             if worker.results in arrived:
                 self._receive(worker, batch)
+                while worker.busy and worker in self._workers and worker.results.poll():
+                    self._receive(worker, batch)  # the rest of a chunk's results, already there
             elif time.monotonic() >= worker.deadline:
                 self._overdue(worker, batch)
 
@@ -257,8 +311,9 @@ class WorkerPool:
         except (EOFError, ConnectionResetError):
             self._died(worker, batch)
             return
-        if worker.task is not None:
-            batch.results[worker.task], worker.task = (status, detail), None
+        if worker.busy:
+            batch.results[worker.in_flight.popleft()] = (status, detail)
+            worker.deadline = time.monotonic() + batch.timeout  # the clock restarts for its next task
         elif status == "ready":
             worker.ready = True
         else:
@@ -266,15 +321,20 @@ class WorkerPool:
 
     def _died(self, worker: _Worker, batch: _Batch) -> None:
         code = worker.process.wait()
-        if worker.task is None:
+        if not worker.busy:
             raise PoolError(f"math worker died while starting (exit code {code}); see its stderr above")
-        batch.results[worker.task] = (CRASHED, f"worker died (exit code {code})")
+        batch.results[worker.in_flight.popleft()] = (CRASHED, f"worker died (exit code {code})")
+        batch.requeue(worker.in_flight)
         self._replace(worker)
 
     def _overdue(self, worker: _Worker, batch: _Batch) -> None:
-        if worker.task is None:
+        if not worker.busy:
             raise PoolError(f"math worker not ready after {STARTUP_TIMEOUT:.0f} s")
-        batch.results[worker.task] = (TIMEOUT, f"no verdict within {batch.timeout:g} s; worker killed")
+        batch.results[worker.in_flight.popleft()] = (
+            TIMEOUT,
+            f"no verdict within {batch.timeout:g} s; worker killed",
+        )
+        batch.requeue(worker.in_flight)
         self._replace(worker)
 
 

@@ -50,7 +50,9 @@ OutOfMemoryError instead of a crash. Java and JavaScript get other limits where 
 
 Toolchains are found on the host (`.ci/toolchains` installs them; `$RPT_TOOLCHAINS`, default
 `~/.cache/rpt-transfer/toolchains`, holds what apt does not provide) and then probed inside the sandbox.
-A missing tool gives `Verdict(0.0, None, "toolchain_missing", "<tool> not found ...")`, never a pass.
+A missing tool (or crate, or jar) gives `Verdict(0.0, None, "toolchain_missing", "<what> not found ...")`,
+never a pass, for every sample of the exercise alike (empty answers included): the score job then
+fails, or excludes those items where the study accepts missing toolchains.
 """
 
 import functools
@@ -71,7 +73,9 @@ from rpt_transfer.scoring import sandbox
 from rpt_transfer.scoring.code_extract import extract_code
 from rpt_transfer.scoring.verdict import Verdict
 
-VERSION = "2"
+VERSION = "3"
+"""3: `toolchain_missing` is decided before the answer is read, so an empty answer to an exercise this
+machine cannot test is excluded like the others, not scored `no_answer`."""
 LANGUAGES = ("cpp", "go", "java", "javascript", "python", "rust")
 TOOLCHAINS_ENV = "RPT_TOOLCHAINS"
 TEST_TIMEOUT = 60
@@ -143,17 +147,15 @@ def verify(completion: str, reference: str) -> Verdict:
     ref = json.loads(reference)
     language = ref["language"]
     code = extract_code(completion)
-    if not code.strip():
-        return Verdict(0.0, None, "no_answer", "no code in the completion")
-    missing = _missing_tool(language)
-    if missing is not None:
-        return Verdict(0.0, None, "toolchain_missing", missing)
     files = dict(ref["files"])
     files[ref["answer_file"]] = code + "\n"
     tests = {name: ref["files"][name] for name in ref["test_files"]}
-    plan = _RUNNERS[language](ref, tests, files)
-    if isinstance(plan, str):
+    missing = _missing_tool(language)
+    plan = missing if missing is not None else _RUNNERS[language](ref, tests, files)
+    if isinstance(plan, str):  # decided before the answer is looked at: the same for all of an item's samples
         return Verdict(0.0, None, "toolchain_missing", plan)
+    if not code.strip():
+        return Verdict(0.0, None, "no_answer", "no code in the completion")
     setup = _setup(language)
     script = f"{setup.prelude}{plan.script}"
     result = sandbox.run(

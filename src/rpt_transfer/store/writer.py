@@ -52,6 +52,7 @@ class ObjectWriter:
         self._kind = kind
         self._inputs = inputs
         self._objects: dict[str, ObjectInfo] = {}
+        self._runtime: dict[str, str] = {}
         self._manifest: Manifest | None = None
         self._commit_sent = False
 
@@ -89,6 +90,12 @@ class ObjectWriter:
             relative = path.relative_to(src).as_posix()
             self.put_file(f"{under.strip('/')}/{relative}" if under.strip("/") else relative, path)
 
+    def note_runtime(self, key: str, value: str) -> None:
+        """Record how the job ran (the manifest's `runtime`), e.g. the sandbox isolation level that ran."""
+        if self._manifest is not None:
+            raise RuntimeError(f"job {self._job_id} at {self.prefix} is committed; it takes no more notes")
+        self._runtime[key] = str(value)
+
     def commit(self) -> Manifest:
         """Check this attempt's objects, then create MANIFEST.json if none exists.
 
@@ -107,6 +114,7 @@ class ObjectWriter:
             objects=objects,
             created_at=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
             attempt=self.attempt,
+            runtime=dict(self._runtime),
         )
         key = f"{self.prefix}/{MANIFEST_NAME}"
         self._commit_sent = True  # from here an error leaves the outcome unknown: keep the objects

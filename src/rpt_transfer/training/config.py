@@ -14,6 +14,9 @@ Algorithm = Literal["grpo", "dr_grpo", "dapo"]
 """GRPO and the loss variants every trainer backend offers (group-normalised, Dr. GRPO, DAPO-style)."""
 TrainerName = Literal["trl", "openrlhf"]
 """`trl`: TRL's GRPOTrainer on a CPU or one GPU (local); `openrlhf`: the cluster trainer."""
+RewardPolicy = Literal["strict", "flexible"]
+"""Which verdict a reward is: `strict` (the answer in the stated format) or `flexible` (wherever a careful
+grader would find it); see docs/scoring-policies.md."""
 
 
 class _Strict(BaseModel):
@@ -21,7 +24,7 @@ class _Strict(BaseModel):
 
 
 class TrainHyper(_Strict):
-    """Hyperparameters of one RPT run; every field enters the train job's id."""
+    """Hyperparameters of one RPT run; every field enters the train job's id (`identity`)."""
 
     learning_rate: float = Field(default=1e-6, gt=0, lt=1)
     """Peak AdamW learning rate (constant after warm-up)."""
@@ -47,6 +50,18 @@ class TrainHyper(_Strict):
     """Save a resumable checkpoint every this many steps."""
     warmup_steps: int = Field(default=0, ge=0)
     """Linear learning-rate warm-up."""
+    reward_policy: RewardPolicy = "strict"
+    """Which scoring policy the reward is: `strict` (default: the benchmark's stated answer format, so the
+    model is rewarded for following it) or `flexible`. One declared policy per run, named in its MLflow
+    run."""
+
+    def identity(self) -> dict[str, Any]:
+        """The fields for the train job's inputs.
+
+        `reward_policy` enters only when not the default, so runs planned before it existed keep their ids.
+        """
+        exclude = {"reward_policy"} if self.reward_policy == "strict" else set()
+        return self.model_dump(mode="json", exclude=exclude)
 
     @model_validator(mode="after")
     def _steps_or_epochs(self) -> "TrainHyper":

@@ -1,8 +1,15 @@
 """RL rewards from the project's own scorers, so that training and evaluation agree on "correct".
 
-A reward is the verdict's `correct` (0 or 1, or a fraction). A sample the scorer cannot handle gets
-reward 0, is counted, and is reported on stderr with its explanation; when failures pass a small share
-of all samples the run stops, because a broken reward trains a broken model without anyone noticing.
+A reward is the verdict under the run's one declared policy (`reward_policy`): `strict` (default) takes
+`correct`, the answer in the benchmark's stated format; `flexible` takes `resolved().flexible`, the answer
+wherever a careful grader would find it (docs/scoring-policies.md). A sample the scorer cannot handle
+(`FAILURE_REASONS`) gets reward 0, is counted, and is reported on stderr with its explanation; when
+failures pass a small share of all samples the run stops, because a broken reward trains a broken model
+without anyone noticing.
+
+Training and evaluation agree on `toolchain_missing`: it is never a wrong answer. Training counts it as
+a failure (reward 0, within the bound above); evaluation fails the score job, or, where the study accepts
+missing toolchains, keeps the rows out of every accuracy (jobs/score.py).
 """
 
 import sys
@@ -13,6 +20,8 @@ from typing import Any
 from rpt_transfer.errors import JobError
 from rpt_transfer.scoring import get_scorer
 from rpt_transfer.scoring.batch import SCORER_ERROR, score_batch
+from rpt_transfer.scoring.verdict import Verdict
+from rpt_transfer.training.config import RewardPolicy
 
 FAILURE_REASONS = frozenset({SCORER_ERROR, "toolchain_missing"})
 """Verdict reasons that mean the reward is unknown, not that the answer is wrong."""
@@ -23,8 +32,9 @@ MIN_SAMPLES_BEFORE_STOP = 64
 class ScorerReward:
     """A reward function in TRL's calling convention, backed by one scorer of `rpt_transfer.scoring`."""
 
-    def __init__(self, scorer_name: str) -> None:
+    def __init__(self, scorer_name: str, policy: RewardPolicy = "strict") -> None:
         self.scorer_name = scorer_name
+        self.policy = policy
         self._scorer = get_scorer(scorer_name)
         self.__name__ = f"reward_{scorer_name}"  # TRL names the logged reward after the function
         self.samples = 0
@@ -44,7 +54,7 @@ class ScorerReward:
                 self.failures += 1
                 line = f"reward {self.scorer_name}: {verdict.reason}: {verdict.explanation[:300]}"
                 print(line, file=sys.stderr, flush=True)
-            rewards.append(float(verdict.correct))
+            rewards.append(reward_of(verdict, self.policy))
         self.samples += len(verdicts)
         self._stop_if_broken()
         return rewards
@@ -59,6 +69,11 @@ class ScorerReward:
                 f"reward {self.scorer_name}: the scorer failed on {self.failures}/{self.samples} samples "
                 f"(more than {MAX_FAILURE_RATE:.0%}); training stopped. Reasons: {dict(self.reasons)}"
             )
+
+
+def reward_of(verdict: Verdict, policy: RewardPolicy) -> float:
+    """The reward of one verdict under `policy`."""
+    return float(verdict.correct if policy == "strict" else verdict.resolved().flexible)
 
 
 def completion_text(completion: Any) -> str:

@@ -6,7 +6,8 @@ run the launcher forks a child that isolates itself and then executes the comman
 small launcher instead of the scoring process keeps each start at a few milliseconds, never forks a
 process that runs threads, and lets Python programs start *warm*: a command that begins with `PYTHON`
 runs in the forked child itself, exactly as `python -I -S -B <script or -c code>` would, without
-starting a new interpreter (a `.pyc` script runs as `python file.pyc` runs it).
+starting a new interpreter (a `.pyc` script runs as `python file.pyc` runs it), with the builtins a
+normal `python3 prog.py` has (`exit`, `quit`, `help`, ...: what `site` adds) but no site-packages.
 
 Isolation of each run, where the kernel allows it (root, or any user with unprivileged user namespaces):
 
@@ -24,21 +25,31 @@ Isolation of each run, where the kernel allows it (root, or any user with unpriv
   where a parent directory is closed to the run. A Python (or readable path) under /tmp is bound again
   on top of each run's private /tmp, so its top folder shows in the working directory;
 - identity: a fresh unprivileged uid per run (as root) or no capabilities (user namespace), and
-  `no_new_privs`; IPC objects live in a fresh IPC namespace and vanish with the run;
+  `no_new_privs`; IPC objects live in a fresh IPC namespace and vanish with the run; a seccomp filter
+  refuses the kernel keyring calls (keyrings belong to no namespace: a run would otherwise read the
+  keys of the scorer's session keyring);
 - limits: RLIMIT_CPU, RLIMIT_AS, RLIMIT_NPROC (counted for the run's own uid or user namespace, so it
   binds even when the scorer is root), RLIMIT_FSIZE, RLIMIT_NOFILE, RLIMIT_CORE=0, and a wall-clock
   timeout; the environment holds only PATH, locale, HOME/TMPDIR (the working directory) and thread-count
   variables; names that look like credentials are refused even when passed explicitly.
 
-Fallback when namespaces are unavailable (e.g. a container without CAP_SYS_ADMIN, running as root): a
-seccomp filter refuses every socket except Unix ones (and io_uring); Landlock, where the kernel has it,
-limits reading to the same system paths, Python and readable paths (whose parents the run's uid must
-be able to enter) and writing to the working directory (a host temp dir), and stops signals to
-processes outside the run; the run's unique uid bounds processes, lets the launcher kill every
-straggler with `kill(-1)` as that uid and reap them (it is their subreaper), and lets it delete what
-that uid left in /tmp, /var/tmp and /dev/shm. The fallback needs a Python that other users can read
-(not one under /root) and refuses to start otherwise. Without root and without user namespaces the
-sandbox refuses to start. `ExecResult.isolation` names what was in force.
+Fallback when namespaces are unavailable (e.g. a container without CAP_SYS_ADMIN, running as root): the
+seccomp filter also refuses every socket except Unix ones, io_uring, `connect` and datagram sockets (no
+host service's socket is reachable); Landlock, where the kernel has it, limits reading to the same
+system paths, Python and readable paths (whose parents the run's uid must be able to enter) and the
+run's own /proc entry, and writing to the working directory (a host temp dir), and stops signals to
+processes outside the run; the run's unique uid bounds processes, lets the
+launcher kill every straggler with `kill(-1)` as that uid and reap them (it is their subreaper), and
+lets it delete what that uid left in /tmp, /var/tmp and /dev/shm. The fallback needs a Python that
+other users can read (not one under /root) and refuses to start otherwise. Without root and without
+user namespaces the sandbox refuses to start. `ExecResult.isolation` names what was in force.
+
+Isolation levels (`levels`; docs/sandbox.md says which pod settings give which): "namespaces" (as root),
+"userns" (namespaces in a user namespace), "landlock" and "uid" (the fallback with and without
+Landlock). A launcher below the minimum, RPT_SANDBOX_MIN (default "userns": no credential readable,
+neither from the environment nor from files nor from the scorer's /proc), refuses to start in one line
+naming what the machine or pod needs; `isolation()` gives the level that runs in this process, and
+`ExecResult.level` the level of each run.
 
 Parallel scoring: `SandboxPool` (two workers per available CPU, see `rpt_transfer.cpus`; each worker
 thread has its own launcher) or `run_many`, which keeps one such pool per process so its launchers stay
@@ -47,8 +58,9 @@ warm between calls.
 The package: this module holds the public API and the worker pool; `launcher` the host side of a
 launcher (start it, send requests, feed and read a run's pipes); `server` the launcher process (its
 mode, forking each run); `child` what the fork does before the command starts, `warm` how it runs
-Python warm; `isolation` the namespaces and the minimal root; `fallback` seccomp, Landlock and cleanup
-by uid; `kernel` the ctypes system calls; `limits` the limits, the result and `SandboxError`.
+Python warm; `namespaces` the namespaces and the minimal root; `fallback` Landlock and cleanup by uid;
+`seccomp` the filter every run gets; `levels` the isolation levels and the minimum; `kernel` the ctypes
+system calls; `limits` the limits, the result and `SandboxError`.
 """
 
 import _thread
@@ -58,13 +70,16 @@ from typing import TypeVar
 
 from rpt_transfer.cpus import available_cpus
 
-from .isolation import _interpreter_paths as _interpreter_paths  # re-exported: the tests inspect it
-from .launcher import PYTHON, Launcher, _readable_paths
+from .launcher import PYTHON, Launcher, _minimum, _readable_paths
 from .launcher import _sandbox_env as _sandbox_env  # re-exported: the tests inspect it
+from .levels import DEFAULT_MINIMUM, LEVELS, meets, refusal
 from .limits import TRUNCATION_MARKER, ExecResult, Limits, SandboxError
+from .namespaces import _interpreter_paths as _interpreter_paths  # re-exported: the tests inspect it
 from .server import WARM_MODULES
 
 __all__ = [
+    "DEFAULT_MINIMUM",
+    "LEVELS",
     "PYTHON",
     "TRUNCATION_MARKER",
     "WARM_MODULES",
@@ -73,6 +88,7 @@ __all__ = [
     "Limits",
     "SandboxError",
     "SandboxPool",
+    "isolation",
     "run",
     "run_many",
 ]
@@ -112,6 +128,30 @@ def run(
     return _thread_launcher(_readable_paths(readable)).run(
         cmd, input=input, files=files, timeout=timeout, limits=limits, env=env, channel=channel
     )
+
+
+_found: dict[int, tuple[str, str]] = {}
+"""This process's isolation level and why nothing stronger runs, keyed by the pid that found it."""
+
+
+def isolation() -> str:
+    """The isolation level runs get in this process ("namespaces", "userns", "landlock" or "uid").
+
+    Raises SandboxError, one line naming what the machine or pod needs, where that level is below the
+    minimum (RPT_SANDBOX_MIN, else the default "userns", under which no credential can be read) or no
+    sandbox can start. The first call starts this thread's launcher (0.1-0.2 s); later calls only
+    compare the level found with the minimum, read anew each time.
+    """
+    minimum, source = _minimum(None)
+    found = _found.get(os.getpid())
+    if found is None:
+        launcher = _thread_launcher()  # SandboxError when it cannot start or is below the minimum
+        found = (launcher.level, launcher.why)
+        _found.clear()
+        _found[os.getpid()] = found
+    if not meets(found[0], minimum):
+        raise SandboxError(refusal(found[0], found[1], minimum, source))
+    return found[0]
 
 
 T = TypeVar("T")

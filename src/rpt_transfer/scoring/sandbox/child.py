@@ -7,8 +7,7 @@ import signal
 import socket
 from typing import NamedTuple, NoReturn
 
-from .fallback import _deny_network_seccomp, _landlock
-from .isolation import _enter_launcher_namespaces, _private_tmp, _visible_paths
+from .fallback import _landlock
 from .kernel import (
     CLONE_NEWIPC,
     CLONE_NEWNS,
@@ -19,6 +18,8 @@ from .kernel import (
     _unshare,
 )
 from .limits import Limits, _set_limits
+from .namespaces import _enter_launcher_namespaces, _private_tmp, _visible_paths
+from .seccomp import _install_seccomp
 from .warm import _run_python_warm
 
 
@@ -93,10 +94,9 @@ def _isolate(request: dict, staging_fd: int, uid: int, mode: _Mode) -> None:
         _drop_capabilities()
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)  # after the uid change, which clears it
     _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    if not mode.namespaces:
-        _deny_network_seccomp()
-        if mode.landlock:
-            _landlock(mode.landlock, _visible_paths(mode.binds), workdir)
+    _install_seccomp(deny_network=not mode.namespaces)
+    if not mode.namespaces and mode.landlock:
+        _landlock(mode.landlock, _visible_paths(mode.binds), workdir)
     os.chdir(workdir)
     request["env"].update(HOME=workdir, TMPDIR=workdir)
 

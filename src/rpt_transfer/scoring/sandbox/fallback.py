@@ -1,4 +1,4 @@
-"""Fallback mode, where namespaces are unavailable: a seccomp socket filter, Landlock, cleanup by uid.
+"""Fallback mode, where namespaces are unavailable: Landlock, cleanup by uid (its socket filter: `seccomp`).
 
 The run keeps the host's file system (its working directory is the host temp dir it was staged in), so
 what it may read and write is limited by Landlock where the kernel has it, and what it leaves behind
@@ -9,39 +9,11 @@ import contextlib
 import ctypes
 import os
 import signal
-import socket
 import struct
 import time
 
-from .isolation import _DEVICES
-from .kernel import _ARCH, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, _check, _libc, _prctl
-
-
-def _deny_network_seccomp() -> None:
-    """Install a seccomp filter: socket() only for AF_UNIX, no io_uring, no foreign syscall ABIs."""
-    arch, nr_socket, nr_io_uring, *_ = _ARCH[os.uname().machine]
-    allow, deny = 0x7FFF0000, 0x00050000 | 13  # SECCOMP_RET_ALLOW, SECCOMP_RET_ERRNO | EACCES
-    load, jeq, jge, ret = 0x20, 0x15, 0x35, 0x06
-    program = [
-        (load, 0, 0, 4),  # arch
-        (jeq, 1, 0, arch),
-        (ret, 0, 0, deny),
-        (load, 0, 0, 0),  # syscall number
-        (jge, 5, 0, 0x40000000),  # x32 ABI
-        (jeq, 5, 0, nr_io_uring),
-        (jeq, 1, 0, nr_socket),
-        (ret, 0, 0, allow),
-        (load, 0, 0, 16),  # socket(domain, ...)
-        (jeq, 1, 0, socket.AF_UNIX),
-        (ret, 0, 0, deny),
-        (ret, 0, 0, allow),
-    ]
-    code = b"".join(struct.pack("HBBI", *op) for op in program)
-    buffer = ctypes.create_string_buffer(code)
-    fprog = struct.pack("HxxxxxxQ", len(program), ctypes.addressof(buffer))
-    _prctl(PR_SET_NO_NEW_PRIVS, 1)
-    _check(_libc.prctl(PR_SET_SECCOMP, 2, ctypes.c_char_p(fprog), 0, 0), "seccomp")
-
+from .kernel import _check, _libc
+from .namespaces import _DEVICES
 
 _LANDLOCK_READ, _LANDLOCK_FILE_RIGHTS = 1 | 4 | 8, 1 | 2 | 4 | (1 << 14) | (1 << 15)
 
@@ -49,13 +21,15 @@ _LANDLOCK_READ, _LANDLOCK_FILE_RIGHTS = 1 | 4 | 8, 1 | 2 | 4 | (1 << 14) | (1 <<
 def _landlock(abi: int, readable: list[str], workdir: str) -> None:
     """Landlock (fallback mode): read-only system paths and Python, devices, full access to `workdir`.
 
-    Also denies TCP bind/connect (ABI 4+) and signals or abstract sockets outside the run (ABI 6+).
+    Of /proc only the calling process's own entry (the run's first process: /proc/self/fd, status,
+    maps): the host's /proc would show every process's command line, and more. Also denies TCP
+    bind/connect (ABI 4+) and signals or abstract sockets outside the run (ABI 6+).
     """
     handled = (1 << {1: 13, 2: 14, 3: 15, 4: 15}.get(abi, 16)) - 1
     attr = struct.pack("QQQ", handled, 3, 3)[: 8 if abi < 4 else 16 if abi < 6 else 24]
     ruleset = _libc.syscall(444, ctypes.c_char_p(attr), len(attr), 0)
     _check(ruleset, "landlock_create_ruleset")
-    rules = [(path, _LANDLOCK_READ) for path in (*readable, "/proc")]
+    rules = [(path, _LANDLOCK_READ) for path in (*readable, f"/proc/{os.getpid()}")]
     rules += [(f"/dev/{name}", 2 | 4) for name in _DEVICES] + [(workdir, handled)]
     for path, access in rules:
         target = os.path.realpath(path)

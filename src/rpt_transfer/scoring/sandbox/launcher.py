@@ -17,11 +17,15 @@ import time
 import weakref
 from collections.abc import Iterable, Mapping, Sequence
 
-from .isolation import _interpreter_paths
+from rpt_transfer.settings import SANDBOX_MIN_ENV, sandbox_minimum
+
+from .levels import DEFAULT_MINIMUM, meets, parse_minimum, refusal
 from .limits import ExecResult, Limits, SandboxError, _limit_reason, _result
+from .namespaces import _interpreter_paths
 
 PYTHON: tuple[str, ...] = (sys.executable, "-I", "-S", "-B")
-"""Prefix for Python commands; runs with this prefix start warm inside the launcher's fork."""
+"""Prefix for Python commands; runs with this prefix start warm inside the launcher's fork, with the
+builtins `site` adds (exit, quit, help, ...) but without site-packages."""
 
 _SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSW", "CREDENTIAL", "AUTH")
 _SECRET_PREFIXES = ("AWS_", "HF_", "HUGGING", "MLFLOW_", "OPENAI_", "ANTHROPIC_", "AZURE_", "GOOGLE_")
@@ -103,7 +107,7 @@ _BOOT = (
     "    __import__(name)\n"
     "import gc\n"
     "gc.freeze()  # launcher objects stay out of collections in the forks: fewer copied pages\n"
-    "module._launcher_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3] == '1', sys.argv[4:])\n"
+    "module._launcher_main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4:])\n"
 )
 """The launcher's program: load the launcher side of this package (`server` and what it imports) from
 its files under a private name, without the package's host side and without importing the rest of
@@ -114,12 +118,22 @@ class Launcher:
     """One launcher process and the socket to it; runs one command at a time (one per host thread)."""
 
     def __init__(
-        self, namespaces: bool = True, python: str = sys.executable, readable: Iterable[str] = ()
+        self,
+        namespaces: bool = True,
+        python: str = sys.executable,
+        readable: Iterable[str] = (),
+        *,
+        minimum: str | None = None,
+        landlock: bool = True,
     ) -> None:
         """Start the launcher; `namespaces=False` forces the fallback, `python` runs the warm commands.
 
         `readable`: extra host paths its runs may read (see `run`); SandboxError names one that is missing.
+        `minimum`: the weakest isolation level accepted (`levels.LEVELS`); None: RPT_SANDBOX_MIN, else the
+        default. A launcher below it is stopped and SandboxError says, in one line, what would meet it.
+        `landlock=False` turns Landlock off in the fallback (to test the weakest level).
         """
+        minimum, source = _minimum(minimum)
         self.readable = _readable_paths(readable)
         extra = set(self.readable)
         for path in self.readable:
@@ -132,7 +146,8 @@ class Launcher:
         src = os.path.dirname(os.path.dirname(os.path.dirname(_PACKAGE)))  # for rpt_transfer.errors
         boot = _BOOT.format(src=src, init=os.path.join(_PACKAGE, "__init__.py"), package=_PACKAGE)
         argv = [python, *PYTHON[1:], "-c", boot, str(child.fileno()), str(os.getpid())]
-        argv += ["1" if namespaces else "0", *_interpreter_paths(), *sorted(extra)]
+        argv += [("n" if namespaces else "") + ("l" if landlock else "") or "-", *_interpreter_paths()]
+        argv += sorted(extra)
         self._process = _start_launcher(argv, child)
         child.close()
         self._sock = host
@@ -142,7 +157,15 @@ class Launcher:
             self.close()
             raise SandboxError(hello["error"])
         self.isolation: str = hello["isolation"]
+        """What is in force, network first ("netns, ..." or "seccomp socket filter (...), ...")."""
+        self.level: str = hello["level"]
+        """The isolation level (`levels.LEVELS`), at least the minimum."""
+        self.why: str = hello["why"]
+        """Why nothing stronger runs here ("" with namespaces)."""
         self._finalizer = weakref.finalize(self, _close_launcher, self._sock, self._process)
+        if not meets(self.level, minimum):
+            self.close()
+            raise SandboxError(refusal(self.level, self.why, minimum, source))
 
     def usable(self) -> bool:
         """False after the launcher died or when this object was inherited through fork."""
@@ -206,9 +229,8 @@ class Launcher:
         if status.get("error"):  # the last message came: the launcher is in step and stays
             raise SandboxError(f"sandbox setup failed: {status['error']}")
         reason = watch.reason or _limit_reason(status, request["limits"]["cpu_seconds"])
-        return _result(
-            status["status"], streams.buffers, cap, reason, f"{self.isolation}, uid {started['uid']}"
-        )
+        isolation = f"{self.isolation}, uid {started['uid']}"
+        return _result(status["status"], streams.buffers, cap, reason, isolation, self.level)
 
     def _pump(self, watch: "_Watch", streams: "_Streams", deadline: float) -> dict:
         """Feed stdin, collect output, enforce deadline and output cap, until exit status and EOF."""
@@ -253,6 +275,19 @@ class Launcher:
         if not message:
             raise SandboxError("the sandbox launcher exited; see its stderr")
         return json.loads(message), fds
+
+
+def _minimum(asked: str | None) -> tuple[str, str]:
+    """The minimum level and where it came from: `asked`, else RPT_SANDBOX_MIN, else the default."""
+    if asked is not None:
+        return parse_minimum(asked, "minimum"), f"minimum={asked!r}"
+    value, source = sandbox_minimum()
+    if value is None:
+        return DEFAULT_MINIMUM, f"the default; {SANDBOX_MIN_ENV} unset"
+    try:
+        return parse_minimum(value, source), f"{source}={value}"
+    except ValueError as err:
+        raise SandboxError(str(err)) from None
 
 
 def _start_launcher(argv: list[str], child: socket.socket) -> subprocess.Popen[bytes]:

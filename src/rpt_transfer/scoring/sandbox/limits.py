@@ -55,6 +55,8 @@ class ExecResult(NamedTuple):
     """Which denials were in force, network first: "netns, ..." or "seccomp (...), ..."."""
     channel: bytes = b""
     """Bytes written to file descriptor 3 when the run was started with `channel=True`."""
+    level: str = ""
+    """The isolation level (`levels.LEVELS`: "namespaces", "userns", "landlock" or "uid")."""
 
 
 TRUNCATION_MARKER = "\n[output truncated: more than {limit} bytes]"
@@ -71,7 +73,7 @@ def _limit_reason(status: dict, cpu_seconds: float) -> str | None:
 
 
 def _result(
-    status: int, streams: list[bytearray], cap: int, reason: str | None, isolation: str
+    status: int, streams: list[bytearray], cap: int, reason: str | None, isolation: str, level: str
 ) -> ExecResult:
     """Assemble the ExecResult: decode and cut the streams, name why the run ended."""
     returncode = os.waitstatus_to_exitcode(status)
@@ -91,6 +93,7 @@ def _result(
         killed_reason=reason,
         isolation=isolation,
         channel=bytes(streams[2][:cap]) if len(streams) > 2 else b"",
+        level=level,
     )
 
 

@@ -1,6 +1,6 @@
 """The launcher process: decides once what isolation it can give, then forks, isolates and starts each run.
 
-The launcher boots by loading this module and the ones it imports (child, warm, isolation, fallback,
+The launcher boots by loading this module and the ones it imports (child, warm, namespaces, fallback,
 kernel, limits) from their files, without the package's host side (see `launcher._BOOT`), and forks once
 or twice per run, and every fork pays for what it holds. So these modules import only what they use:
 never threading (which subprocess and concurrent.futures import; it adds at-fork hooks worth ~0.5 ms a
@@ -16,31 +16,42 @@ import socket
 
 from .child import _child, _Mode
 from .fallback import _kill_and_reap, _landlock_abi, _remove_owned
-from .isolation import _enter_launcher_namespaces, _enter_user_namespace, _interpreter_paths, _visible_paths
 from .kernel import CLONE_NEWPID, PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, _check, _libc, _prctl, _unshare
+from .levels import NEEDS, level_of
 from .limits import Limits, SandboxError
+from .namespaces import _enter_launcher_namespaces, _enter_user_namespace, _interpreter_paths, _visible_paths
+from .seccomp import compiled_filter
+from .warm import _add_site_builtins
 
+_HOST_UID = os.getuid()
+"""This launcher's uid as the host sees it, read before it may enter a user namespace (where it is 0)."""
 WARM_MODULES = ("traceback", "linecache", "tokenize", "heapq", "bisect", "string", "copy")
 """Imported by the launcher, so warm runs find them loaded: every failing test formats a traceback (a
 cold import of traceback costs more than the rest of the run), and programs and tests often use the
 others. Each module also makes every fork a little dearer, so the list stays short."""
 
 
-def _launcher_main(sock_fd: int, parent: int, want_namespaces: bool, binds: list[str]) -> None:
-    """Serve run requests until the host closes the socket; dies with the host thread that started it."""
+def _launcher_main(sock_fd: int, parent: int, wanted: str, binds: list[str]) -> None:
+    """Serve run requests until the host closes the socket; dies with the host thread that started it.
+
+    `wanted` holds "n" to try namespaces and "l" to use Landlock in the fallback (tests turn them off).
+    """
     _prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
     if os.getppid() != parent:
         os._exit(0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a run come to us to be reaped (fallback mode)
+    _add_site_builtins()
     sock = socket.socket(fileno=sock_fd)
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     binds = sorted({*binds, *_interpreter_paths()})
     try:
-        mode = _decide_mode(want_namespaces, tuple(binds), own_pid_ns)
+        mode, why = _decide_mode("n" in wanted, "l" in wanted, tuple(binds), own_pid_ns)
     except SandboxError as err:
         sock.send(json.dumps({"error": str(err)}).encode())
         return
-    sock.send(json.dumps({"isolation": mode.description}).encode())
+    level = level_of(mode.namespaces, mode.switch_uid, mode.landlock)
+    compiled_filter(deny_network=not mode.namespaces)  # once here, not in every forked run
+    sock.send(json.dumps({"isolation": mode.description, "level": level, "why": why}).encode())
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 5)
         if not message:
@@ -58,7 +69,8 @@ def _serve(sock: socket.socket, request: dict, fds: list[int], mode: _Mode, own_
     uid = _run_uid(mode)
     pid, status_r = _fork_run(request, fds, uid, mode, own_pid_ns, sock)
     pidfd = os.pidfd_open(pid)
-    socket.send_fds(sock, [json.dumps({"pid": pid, "uid": uid}).encode()], [pidfd])
+    shown = uid if mode.switch_uid else _HOST_UID  # in a user namespace, the uid the host sees
+    socket.send_fds(sock, [json.dumps({"pid": pid, "uid": shown}).encode()], [pidfd])
     os.close(pidfd)
     error = _setup_error(status_r)
     _, status, usage = os.wait4(pid, 0)
@@ -129,11 +141,14 @@ def _setup_error(status_r: int) -> str:
         return status_pipe.read().decode(errors="replace")
 
 
-def _decide_mode(want_namespaces: bool, binds: tuple[str, ...], own_pid_ns: int) -> _Mode:
+def _decide_mode(
+    want_namespaces: bool, want_landlock: bool, binds: tuple[str, ...], own_pid_ns: int
+) -> tuple[_Mode, str]:
     """Probe namespaces (entering a user namespace first when not root), else the uid/seccomp fallback.
 
     With namespaces, the launcher then moves itself into the minimal read-only root, once; each run
-    only adds its private /tmp and /proc to a copy of it.
+    only adds its private /tmp and /proc to a copy of it. Returns the mode and, for a fallback, why
+    nothing stronger runs (the host refuses a level below its minimum with it).
     """
     root = os.geteuid() == 0
     problem = "namespaces turned off"
@@ -145,20 +160,30 @@ def _decide_mode(want_namespaces: bool, binds: tuple[str, ...], own_pid_ns: int)
             mode = _Mode(True, root, 0, binds, _describe(True, root, 0, ""), hidden)
             _probe(mode, own_pid_ns)
             _enter_launcher_namespaces(binds, root)
-            return mode
+            return mode, ""
         except OSError as err:  # the kernel or container refuses namespaces: fall back below
-            problem = f"namespaces unavailable: {err}"
+            problem = f"namespaces unavailable: {_one_line(err)}"
     if not root:
         raise SandboxError(
-            f"cannot sandbox code here ({problem}); run as root or enable unprivileged user namespaces"
+            f"cannot sandbox code here ({problem}; the fallback needs root): to run, {NEEDS['userns']}"
+            " (see docs/sandbox.md)"
         )
-    abi = _landlock_abi()
+    abi = _landlock_abi() if want_landlock else 0
+    why = problem if abi else f"{problem}; Landlock {'unavailable' if want_landlock else 'turned off'}"
     mode = _Mode(False, True, abi, binds, _describe(False, True, abi, problem))
     try:
         _probe(mode, own_pid_ns)
     except OSError as err:
-        raise SandboxError(f"cannot sandbox code here ({problem}; the fallback failed: {err})") from None
-    return mode
+        raise SandboxError(
+            f"cannot sandbox code here ({problem}; the fallback failed: {_one_line(err)}): to run,"
+            f" {NEEDS['userns']} (see docs/sandbox.md)"
+        ) from None
+    return mode, why
+
+
+def _one_line(err: BaseException) -> str:
+    """An error's message on one line (refusals are one line)."""
+    return " ".join(str(err).split())
 
 
 def _describe(namespaces: bool, switch_uid: bool, landlock: int, problem: str) -> str:
@@ -167,16 +192,16 @@ def _describe(namespaces: bool, switch_uid: bool, landlock: int, problem: str) -
     if namespaces:
         return (
             "netns (loopback only, the launcher's own), pidns, mntns (minimal read-only root, private tmpfs "
-            f"/tmp, own /proc), ipcns, {identity}"
+            f"/tmp, own /proc), ipcns, {identity}, no keyrings"
         )
     files = (
-        f"landlock ABI {landlock} (system files read-only, other host files hidden)"
+        f"landlock ABI {landlock} (system files read-only, other host files and /proc hidden)"
         if landlock
         else "no landlock: world-readable host files are readable"
     )
     return (
         f"seccomp socket filter ({problem}), no pidns (stragglers killed by uid), "
-        f"host temp dir, {files}, {identity}"
+        f"host temp dir, {files}, {identity}, no keyrings"
     )
 
 

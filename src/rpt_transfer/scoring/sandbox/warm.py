@@ -1,4 +1,7 @@
-"""Warm Python: a forked launcher runs `python -I -S -B <script or -c code>` as that command would."""
+"""Warm Python: a forked launcher runs `python -I -S -B <script or -c code>` as that command would.
+
+Plus the builtins that `site` adds to every normal `python3 prog.py` (exit, quit, help, copyright, ...).
+"""
 
 import atexit
 import importlib.util
@@ -7,6 +10,20 @@ import os
 import sys
 import types
 from typing import NoReturn
+
+
+def _add_site_builtins() -> None:
+    """Add exit, quit, help, copyright, credits and license to builtins, as `site` does at start-up.
+
+    Programs written for `python3 prog.py` end with `exit()` or `quit()`; under -S they would die with a
+    NameError. Only these builtins: site-packages stay out of sys.path (-S), and importing `site` under -S
+    runs nothing else. The launcher adds them once, before it forks any run.
+    """
+    import site  # cheap: everything it imports is loaded already
+
+    site.setquit()
+    site.setcopyright()
+    site.sethelper()
 
 
 def _run_python_warm(args: list[str], env: dict[str, str]) -> NoReturn:
