@@ -396,14 +396,7 @@ def main() -> None:
         tracking_uri = tracking_uri or os.environ.get("RPT_REPORT_SCALE_TRACKING")
         start = time.perf_counter()
         if args.build_only:
-            build_store(
-                root,
-                scale=args.scale,
-                chars=args.chars,
-                pairs=args.pairs,
-                tracking_uri=tracking_uri,
-                random_text=args.random_text,
-            )
+            build_here(args, root, tracking_uri)
             return
         built = build_with(args, root, tracking_uri)
         rows = stored_rows(built)
@@ -442,18 +435,23 @@ def main() -> None:
     print(f"self peak (building): {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6:.2f} GB")
 
 
+def build_here(args: argparse.Namespace, root: Path, tracking_uri: str | None) -> Built:
+    """Build the store with this checkout's code, as the command line asks."""
+    return build_store(
+        root,
+        scale=args.scale,
+        chars=args.chars,
+        pairs=args.pairs,
+        tracking_uri=tracking_uri,
+        random_text=args.random_text,
+    )
+
+
 def build_with(args: argparse.Namespace, root: Path, tracking_uri: str | None) -> Built:
     """Build the store here, or with the baseline's code (a store both versions can read: older code
     may refuse manifests or plans written by newer code, while newer code reads older stores)."""
     if args.baseline_src is None:
-        return build_store(
-            root,
-            scale=args.scale,
-            chars=args.chars,
-            pairs=args.pairs,
-            tracking_uri=tracking_uri,
-            random_text=args.random_text,
-        )
+        return build_here(args, root, tracking_uri)
     argv = [sys.executable, __file__, "--build-only", "--store", str(root), "--scale", str(args.scale)]
     argv += ["--chars", str(args.chars)] + (["--pairs", str(args.pairs)] if args.pairs is not None else [])
     argv += ["--random-text"] if args.random_text else []

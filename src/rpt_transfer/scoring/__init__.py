@@ -1,6 +1,5 @@
 """Verifiers, one per answer type, shared by evaluation and RL rewards."""
 
-import inspect
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple
 
@@ -24,21 +23,6 @@ class Scorer(NamedTuple):
     verify_many: BatchVerifier
     runs_programs: bool = False
     """Whether it runs candidate programs in `sandbox` (the score job then records the isolation level)."""
-
-
-def _with_context(verify: Callable[..., Verdict]) -> Verifier:
-    """`verify` in the shared convention `verify(completion, reference, context=None)`.
-
-    A verifier that needs no item metadata may leave `context` out of its signature; it is then dropped.
-    """
-    if "context" in inspect.signature(verify).parameters:
-        return verify
-
-    def verify_ignoring_context(completion: str, reference: str, context: Context = None) -> Verdict:
-        return verify(completion, reference)
-
-    verify_ignoring_context.__doc__ = verify.__doc__
-    return verify_ignoring_context
 
 
 def _in_sandbox_pool(verify: Verifier) -> BatchVerifier:
@@ -74,13 +58,12 @@ def _one_by_one(verify: Verifier) -> BatchVerifier:
 
 
 def _sandboxed(verify: Callable[..., Verdict], version: str) -> Scorer:
-    verify = _with_context(verify)
     return Scorer(verify, version, _in_sandbox_pool(verify), runs_programs=True)
 
 
 SCORERS: dict[str, Scorer] = {
     "math": Scorer(math.verify, math.VERSION, math.verify_many),
-    "choice": Scorer(_with_context(choice.verify), choice.VERSION, _one_by_one(_with_context(choice.verify))),
+    "choice": Scorer(choice.verify, choice.VERSION, _one_by_one(choice.verify)),
     "code_function": _sandboxed(code.verify_function, code.VERSION),
     "code_stdio": _sandboxed(code.verify_stdio, code.STDIO_VERSION),
     "polyglot": _sandboxed(polyglot.verify, polyglot.VERSION),

@@ -38,7 +38,7 @@ def score_batch(
 def _guarded(scorer: "Scorer", pair: tuple[str, str], context: "Context") -> Verdict:
     completion, reference = pair
     try:
-        return scorer.verify(completion, reference, context) if context is not None else scorer.verify(*pair)
+        return scorer.verify(completion, reference, context)
     except Exception as err:  # one bad sample must not lose the others; callers bound the rate
         return Verdict(0.0, None, SCORER_ERROR, f"{type(err).__name__}: {err}")
 

@@ -159,14 +159,24 @@ def stdio_reference(tests: list[Mapping[str, str]], float_tolerance: float | Non
 
 
 def verify_function(
-    completion: str, reference: str, *, timeout: float | None = None, limits: sandbox.Limits | None = None
+    completion: str,
+    reference: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    limits: sandbox.Limits | None = None,
 ) -> Verdict:
     """Score a completion by running function-level tests in the sandbox (see the module docstring)."""
     return _verify(completion, reference, timeout, limits)
 
 
 def verify_stdio(
-    completion: str, reference: str, *, timeout: float | None = None, limits: sandbox.Limits | None = None
+    completion: str,
+    reference: str,
+    context: Mapping[str, Any] | None = None,
+    *,
+    timeout: float | None = None,
+    limits: sandbox.Limits | None = None,
 ) -> Verdict:
     """Score a stdin/stdout program: every test's output must match (see the module docstring)."""
     return _verify(completion, reference, timeout, limits)

@@ -142,7 +142,7 @@ def make_reference(
     return json.dumps(payload, sort_keys=True)
 
 
-def verify(completion: str, reference: str) -> Verdict:
+def verify(completion: str, reference: str, context: Mapping[str, Any] | None = None) -> Verdict:
     """1.0 when the exercise's tests all pass with the completion as its solution file, else 0.0."""
     ref = json.loads(reference)
     language = ref["language"]
