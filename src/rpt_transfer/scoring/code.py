@@ -247,13 +247,14 @@ def _run_function(code: str, spec: dict, timeout: float | None, limits: sandbox.
         trusted = _trusted(*fields)
     else:  # not kept: compiled in the run, where it does not hold up the other workers
         trusted = _trusted.__wrapped__(*fields, compile_here=False)
-    bootstrap, stdin = harness_command(mode, trusted, {"program": program, "nonce": nonce})
+    harness, stdin = harness_command(mode, trusted, {"program": program, "nonce": nonce})
     result = sandbox.run(
-        (*python, "-c", bootstrap),
+        (*python, "-c", harness),
         input=stdin,
         timeout=seconds,
         limits=limits or sandbox.Limits(cpu_seconds=seconds, memory_bytes=memory),
         channel=True,
+        cache_code=True,
     )
     return _function_verdict(result, nonce, program, code)
 

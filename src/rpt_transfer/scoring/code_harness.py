@@ -1,15 +1,16 @@
 """The test runner of `verify_function`, sandbox side: a runner process and the candidate's process.
 
-Everything above `_CALL_PARTS` is copied (inspect.getsource) into `harness.py` and runs inside the
-sandbox with only the standard library: it must not use anything else of this package. `harness_command`
-is how `verify_function` starts it there. See `rpt_transfer.scoring.code` for what each side may
-see and why a candidate cannot forge a pass.
+Everything above `_CALL_PARTS` is copied (inspect.getsource) into the runner's program, which runs
+inside the sandbox as `python -c` with only the standard library: it must not use anything else of this
+package. `harness_command` is how `verify_function` starts it there. See `rpt_transfer.scoring.code` for
+what each side may see and why a candidate cannot forge a pass.
 
 Cost per sample matters (a job scores tens of thousands), and in a forked run every page touched costs a
-fault, so: the reference's tests reach the runner compiled (`trusted_payload`, made once per reference
-on the host) and marshalled, with the sample's program and nonce after them; the runner's messages to
-the candidate are marshalled too. The candidate's messages to the runner are JSON, which can only yield
-plain data: the runner never unmarshals anything the candidate wrote.
+fault, so: the program is the same for every sample of a mode, so the sandbox's launcher compiles it
+once (`cache_code`); the reference's tests reach the runner compiled (`trusted_payload`, made once per
+reference on the host) and marshalled on standard input, with the sample's program and nonce after
+them; the runner's messages to the candidate are marshalled too. The candidate's messages to the runner
+are JSON, which can only yield plain data: the runner never unmarshals anything the candidate wrote.
 """
 
 import __future__
@@ -311,17 +312,33 @@ def _describe(err: BaseException) -> str:
         tb = tb.tb_next
     if len(frames) > 40:  # deep recursion: the first frames and the last ones tell the story
         frames = [*frames[:10], (None, len(frames) - 30), *frames[-20:]]
-    lines = ["Traceback (most recent call last):\n"]
+    lines, own = ["Traceback (most recent call last):\n"], _own_code()
     for frame_code, number in frames:
         if frame_code is None:
             lines.append(f"  [... {number} more frames ...]\n")
             continue
-        lines.append(f'  File "{frame_code.co_filename}", line {number}, in {frame_code.co_name}\n')
+        filename = "<harness>" if frame_code in own else frame_code.co_filename
+        lines.append(f'  File "{filename}", line {number}, in {frame_code.co_name}\n')
         text = linecache.getline(frame_code.co_filename, number or 0).strip()
         if text:
             lines.append(f"    {text}\n")
     lines.append(_exception_line(err))
     return "".join(lines)[-4000:]
+
+
+def _own_code() -> set:
+    """The runner's code objects, nested ones included: its frames show as "<harness>" in a traceback.
+
+    The runner runs as `python -c`, so its frames would otherwise show as "<string>", the name code a
+    test or program compiles from a string gets too.
+    """
+    found: set = set()
+    pending = [value.__code__ for value in globals().values() if isinstance(value, types.FunctionType)]
+    while pending:
+        code = pending.pop()
+        found.add(code)
+        pending += [const for const in code.co_consts if isinstance(const, types.CodeType)]
+    return found
 
 
 def _exception_line(err: BaseException) -> str:
@@ -460,8 +477,8 @@ def _read_exact(fd: int, size: int) -> bytes | None:
 
 _CALL_PARTS = (
     CandidateError, _harness_main, _read_payload, _loading_failure, _call_tests, _remote, _as_exception,
-    _candidate_main, _serve_calls, _compiled, _describe, _exception_line, _encode, _decode, _send, _receive,
-    _read_exact,
+    _candidate_main, _serve_calls, _compiled, _describe, _own_code, _exception_line, _encode, _decode, _send,
+    _receive, _read_exact,
 )  # fmt: skip
 """What mode "call" runs; mode "unittest" adds `_UNITTEST_PARTS` (never reached in a "call" script)."""
 _UNITTEST_PARTS = (_unittest_tests, _guard, _refuse_own_specials, _unittest_state, _run_unittests, _changed)
@@ -486,36 +503,28 @@ def harness_source(mode: str = "unittest") -> str:
 
 
 @functools.cache
-def harness_bytecode(mode: str) -> bytes:
-    """`harness_source(mode)` compiled once and marshalled, without docstrings and annotations.
+def harness_program(mode: str) -> str:
+    """`harness_source(mode)` without docstrings and annotations: the code `python -c` runs.
 
-    Every byte of it is unmarshalled into fresh memory in each run, and fresh pages are what a run pays
-    for most, so the script carries only what its mode runs.
+    The launcher compiles it once (`cache_code`), but a cold run (site-packages) compiles it each time,
+    and each run executes its definitions, so the program carries only what its mode runs.
     """
     with pyast.LOCK:  # inspect.getsource parses the module, racing other threads' parses (see pyast)
         tree = pyast.parse(harness_source(mode))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
-            node.returns = None
-            arguments = node.args
-            for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs):
-                argument.annotation = None
-            for argument in (arguments.vararg, arguments.kwarg):
-                if argument is not None:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Module | ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
+                body = node.body
+                if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                    node.body = body[1:] or [ast.Pass()]
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                node.returns = None
+                arguments = node.args
+                for argument in (*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs):
                     argument.annotation = None
-    return marshal.dumps(pyast.compile_module(tree, "harness.py", optimize=2))
-
-
-_BOOTSTRAP = (
-    "import marshal, os\n"
-    "data = bytearray()\n"
-    "while len(data) < {size}:\n"
-    "    chunk = os.read(0, {size} - len(data))\n"
-    "    if not chunk:\n"
-    "        raise SystemExit('harness: standard input ended early')\n"
-    "    data += chunk\n"
-    "exec(marshal.loads(data))\n"
-)
+                for argument in (arguments.vararg, arguments.kwarg):
+                    if argument is not None:
+                        argument.annotation = None
+        return ast.unparse(tree) + "\n"
 
 
 _ANNOTATIONS = __future__.annotations.compiler_flag
@@ -551,10 +560,8 @@ def trusted_payload(fields: dict, compile_here: bool = True) -> bytes:
 def harness_command(mode: str, trusted: bytes, sample: dict) -> tuple[str, bytes]:
     """Code for `python -c` and the standard input that run the harness (tests, program, nonce).
 
-    `trusted` is `trusted_payload` of the reference; `sample` holds the program and the nonce. The
-    harness comes first on standard input and the bootstrap reads exactly its bytes, unbuffered, so
-    the payload is still in the pipe, not in memory, when the harness forks the candidate. Shipping it
+    `trusted` is `trusted_payload` of the reference; `sample` holds the program and the nonce. All of
+    the payload is still in the pipe, not in memory, when the harness forks the candidate; shipping it
     this way rather than as a file spares each run the staging and copying of a file.
     """
-    harness = harness_bytecode(mode)
-    return _BOOTSTRAP.format(size=len(harness)), b"".join((harness, trusted, marshal.dumps(sample)))
+    return harness_program(mode), trusted + marshal.dumps(sample)

@@ -104,6 +104,7 @@ def run(
     env: Mapping[str, str] | None = None,
     channel: bool = False,
     readable: Sequence[str] = (),
+    cache_code: bool = False,
 ) -> ExecResult:
     """Run `cmd` in the sandbox of this thread's launcher; see the module docstring for the isolation.
 
@@ -120,13 +121,25 @@ def run(
             they are visible even where a parent directory is closed to other users (/root is 0700).
             Each set of paths has its own launcher per thread. A path that does not exist raises
             SandboxError; "/", "/tmp" and paths under /proc, /dev or /sys raise ValueError.
+        cache_code: the code of a warm `(*PYTHON, "-c", code)` command is the caller's own, never
+            model-written: the launcher compiles it once, outside the sandbox, and each run starts from
+            that (a launcher keeps the first 8 such programs; later ones compile in each run). Code
+            that does not compile is compiled in the run, which reports the error as `python -c`
+            would. Ignored for other commands.
 
     Output beyond `limits.output_bytes` on any stream kills the run (reason "output_limit"); what was kept
     ends with a truncation marker. The working directory and everything the run started are gone when
     this returns.
     """
     return _thread_launcher(_readable_paths(readable)).run(
-        cmd, input=input, files=files, timeout=timeout, limits=limits, env=env, channel=channel
+        cmd,
+        input=input,
+        files=files,
+        timeout=timeout,
+        limits=limits,
+        env=env,
+        channel=channel,
+        cache_code=cache_code,
     )
 
 

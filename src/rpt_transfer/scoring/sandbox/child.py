@@ -1,10 +1,11 @@
 """Child side: runs in the fork, isolates itself, then executes the command or runs Python warm."""
 
+import _socket
 import fcntl
 import itertools
 import os
 import signal
-import socket
+from types import CodeType
 from typing import NamedTuple, NoReturn
 
 from .fallback import _landlock
@@ -20,7 +21,7 @@ from .kernel import (
 from .limits import Limits, _set_limits
 from .namespaces import _enter_launcher_namespaces, _private_tmp, _visible_paths
 from .seccomp import _install_seccomp
-from .warm import _run_python_warm
+from .warm import WarmStart, _run_python_warm
 
 
 class _Mode(NamedTuple):
@@ -36,9 +37,18 @@ class _Mode(NamedTuple):
 
 
 def _child(
-    request: dict, fds: list[int], uid: int, mode: _Mode, status_w: int, sock: socket.socket | None
+    request: dict,
+    fds: list[int],
+    uid: int,
+    mode: _Mode,
+    status_w: int,
+    sock: _socket.socket | None,
+    start: tuple[WarmStart, CodeType | None] | None,
 ) -> NoReturn:
-    """Isolate this process, then exec the command or run Python warm; setup errors go to status_w."""
+    """Isolate this process, then exec the command or run Python warm; setup errors go to status_w.
+
+    `start`: the launcher's `WarmStart` and the request's `-c` code it compiled (None: compile here).
+    """
     if sock is not None:
         sock.detach()  # its descriptor is closed below; the object must not close a reused number
     cmd, prefix = request["cmd"], request["warm"]
@@ -53,11 +63,13 @@ def _child(
             os._exit(0)
         if not warm:
             _exec(cmd, request["env"])
+        if start is None:
+            raise RuntimeError("a warm run needs the launcher's WarmStart")
     except BaseException as err:  # any setup failure must be reported, never run unconfined
         os.write(status_w, f"{type(err).__name__}: {err}".encode())
         os._exit(127)
     os.close(status_w)
-    _run_python_warm(cmd[len(prefix) :], request["env"])
+    _run_python_warm(cmd[len(prefix) :], request["env"], *start)
 
 
 def _check_stdlib_readable() -> None:

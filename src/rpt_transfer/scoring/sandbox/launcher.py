@@ -6,7 +6,7 @@ Never loaded by the launcher process itself (see `_BOOT`), so it may import what
 import contextlib
 import json
 import os
-import selectors
+import select
 import shutil
 import signal
 import socket
@@ -27,6 +27,8 @@ PYTHON: tuple[str, ...] = (sys.executable, "-I", "-S", "-B")
 """Prefix for Python commands; runs with this prefix start warm inside the launcher's fork, with the
 builtins `site` adds (exit, quit, help, ...) but without site-packages."""
 
+PROGRAMS_KEPT = 8
+"""Programs (`cache_code`) a launcher keeps compiled; later ones compile in each run. A scorer has two."""
 _SECRET_WORDS = ("TOKEN", "KEY", "SECRET", "PASSW", "CREDENTIAL", "AUTH")
 _SECRET_PREFIXES = ("AWS_", "HF_", "HUGGING", "MLFLOW_", "OPENAI_", "ANTHROPIC_", "AZURE_", "GOOGLE_")
 
@@ -89,6 +91,8 @@ def _readable_paths(readable: Iterable[str]) -> frozenset[str]:
     return frozenset(paths)
 
 
+_OWN_TMP = ("userns", "namespaces")
+"""Levels whose runs get their own /tmp (a tmpfs the staged files are copied into)."""
 _PACKAGE = os.path.dirname(os.path.realpath(__file__))
 _MAX_REQUEST = 64 << 10
 """Bytes of command line a request may carry (one socket message); programs belong in `files`."""
@@ -152,6 +156,8 @@ class Launcher:
         child.close()
         self._sock = host
         self._owner = os.getpid()
+        self._programs: dict[str, int] = {}
+        """The `cache_code` programs this launcher holds, by text: their ids."""
         hello = self._receive(time.monotonic() + 60)[0]
         if "error" in hello:
             self.close()
@@ -162,7 +168,12 @@ class Launcher:
         """The isolation level (`levels.LEVELS`), at least the minimum."""
         self.why: str = hello["why"]
         """Why nothing stronger runs here ("" with namespaces)."""
-        self._finalizer = weakref.finalize(self, _close_launcher, self._sock, self._process)
+        self._empty = tempfile.mkdtemp(prefix="rpt-sandbox-empty-") if self.level in _OWN_TMP else None
+        """Staged files of every run without files: each copies them into its own /tmp, so one empty
+        folder serves them all (in the fallback a run works in its staging folder: one each)."""
+        self._finalizer = weakref.finalize(
+            self, _close_launcher, self._sock, self._process, self._empty, self._owner
+        )
         if not meets(self.level, minimum):
             self.close()
             raise SandboxError(refusal(self.level, self.why, minimum, source))
@@ -173,7 +184,7 @@ class Launcher:
 
     def close(self) -> None:
         """Stop the launcher; runs in flight are killed with it."""
-        _close_launcher(self._sock, self._process)
+        _close_launcher(self._sock, self._process, getattr(self, "_empty", None), self._owner)
 
     def run(
         self,
@@ -185,6 +196,7 @@ class Launcher:
         limits: Limits | None = None,
         env: Mapping[str, str] | None = None,
         channel: bool = False,
+        cache_code: bool = False,
     ) -> ExecResult:
         """Run `cmd` in a fresh sandbox; see `run` of the package."""
         if not cmd:
@@ -194,16 +206,36 @@ class Launcher:
         limits = limits or Limits()
         environment = _sandbox_env(env)
         data = input.encode() if isinstance(input, str) else (input or b"")
-        staging = tempfile.mkdtemp(prefix="rpt-sandbox-")
+        staging = self._empty if not files and self._empty else tempfile.mkdtemp(prefix="rpt-sandbox-")
         try:
             _write_files(staging, files or {})
             request = {
                 "cmd": list(cmd), "warm": list(PYTHON), "env": environment, "staging": staging,
                 "limits": limits._asdict(),
             }  # fmt: skip
+            if cache_code:
+                self._program(request)
             return self._execute(request, data, timeout, limits.output_bytes, channel)
         finally:
-            shutil.rmtree(staging)
+            if staging != self._empty:
+                shutil.rmtree(staging)
+
+    def _program(self, request: dict) -> None:
+        """Mark a warm `-c` command's program for the launcher's cache (`cache_code`), text sent once.
+
+        The first time, the request carries the text and a new id; afterwards only the id (the text
+        in the command is emptied: the run gets its arguments, never the code, in sys.argv).
+        """
+        cmd, start = request["cmd"], len(PYTHON)
+        if cmd[:start] != list(PYTHON) or len(cmd) < start + 2 or cmd[start] != "-c":
+            return
+        known = self._programs.get(cmd[start + 1])
+        if known is not None:
+            request["program"] = {"id": known}
+            cmd[start + 1] = ""
+        elif len(self._programs) < PROGRAMS_KEPT:
+            self._programs[cmd[start + 1]] = len(self._programs)
+            request["program"] = {"id": len(self._programs) - 1, "new": True}
 
     def _execute(self, request: dict, data: bytes, timeout: float, cap: int, channel: bool) -> ExecResult:
         """Hand the child ends of fresh pipes to the launcher, then feed and read them until the end."""
@@ -234,10 +266,10 @@ class Launcher:
 
     def _pump(self, watch: "_Watch", streams: "_Streams", deadline: float) -> dict:
         """Feed stdin, collect output, enforce deadline and output cap, until exit status and EOF."""
-        selector = streams.selector
-        selector.register(self._sock, selectors.EVENT_READ)
+        launcher = self._sock.fileno()
+        streams.watch(launcher)
         status: dict | None = None
-        while status is None or selector.get_map():
+        while status is None or streams.watched:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 if status is not None:
@@ -247,20 +279,20 @@ class Launcher:
                 watch.kill("timeout")
                 deadline = time.monotonic() + 10
                 continue
-            for key, _ in selector.select(remaining):
-                if key.fileobj is self._sock:
-                    status = self._status_message(selector)
+            for fd, _ in streams.poll(remaining):
+                if fd == launcher:
+                    status = self._status_message()
+                    streams.unwatch(launcher)
                     deadline = min(deadline, time.monotonic() + 2)
-                elif streams.handle(key.fd):
+                elif streams.handle(fd):
                     watch.kill("output_limit")
         return status
 
-    def _status_message(self, selector: selectors.BaseSelector) -> dict:
+    def _status_message(self) -> dict:
         """The exit status and CPU seconds the launcher reports once it has reaped the run."""
         message = self._sock.recv(65536)
         if not message:
             raise SandboxError("the sandbox launcher died during a run")
-        selector.unregister(self._sock)
         return json.loads(message)
 
     def _receive(self, deadline: float) -> tuple[dict, list[int]]:
@@ -303,14 +335,25 @@ def _start_launcher(argv: list[str], child: socket.socket) -> subprocess.Popen[b
     )
 
 
-def _close_launcher(sock: socket.socket, process: subprocess.Popen[bytes]) -> None:
-    """Close the socket (the launcher exits on end of file) and reap the process."""
+def _close_launcher(
+    sock: socket.socket, process: subprocess.Popen[bytes], empty: str | None, owner: int
+) -> None:
+    """Close the socket (the launcher exits on end of file), reap the process, remove its empty folder.
+
+    In a process forked from the owner (multiprocessing, a test harness) only the inherited socket is
+    closed: the launcher and its folder belong to the owner, which goes on using them.
+    """
     sock.close()
+    if os.getpid() != owner:
+        return
     try:
         process.wait(timeout=5)
     except subprocess.TimeoutExpired:  # a stuck launcher must not block shutdown
         process.kill()
         process.wait()
+    if empty is not None:
+        with contextlib.suppress(FileNotFoundError):  # closed before
+            os.rmdir(empty)
 
 
 class _Watch:
@@ -340,22 +383,37 @@ class _Streams:
     """The host ends of one run's pipes: stdin to feed, outputs to collect; each closed exactly once.
 
     Closing exactly once matters: other threads open descriptors all the time, and closing a number
-    twice could close one of theirs.
+    twice could close one of theirs. A plain poll set (no epoll instance per run): a run has at most
+    five descriptors to watch, and most of its input fits the pipe at once.
     """
 
     def __init__(self, stdin: int, readers: list[int], data: bytes, cap: int) -> None:
-        self.selector = selectors.DefaultSelector()
+        self._poll = select.poll()
+        self.watched: set[int] = set()
+        """Descriptors still polled: the open pipes and, while the run lasts, the launcher's socket."""
         self.buffers = [bytearray() for _ in readers]
         self._index = {fd: index for index, fd in enumerate(readers)}
         self._open = {stdin, *readers}
         self._stdin, self._data, self._offset, self._cap = stdin, data, 0, cap
         for fd in readers:
-            self.selector.register(fd, selectors.EVENT_READ)
-        if data:
-            os.set_blocking(stdin, False)
-            self.selector.register(stdin, selectors.EVENT_WRITE)
-        else:
-            self._close(stdin)
+            self.watch(fd)
+        os.set_blocking(stdin, False)
+        self._feed()  # what fits the pipe now; the rest when it drains
+        if stdin in self._open:
+            self.watch(stdin, select.POLLOUT)
+
+    def watch(self, fd: int, events: int = select.POLLIN) -> None:
+        self._poll.register(fd, events)
+        self.watched.add(fd)
+
+    def unwatch(self, fd: int) -> None:
+        if fd in self.watched:
+            self._poll.unregister(fd)
+            self.watched.remove(fd)
+
+    def poll(self, seconds: float) -> list[tuple[int, int]]:
+        """Ready descriptors, waiting at most `seconds` (end of file and errors count as ready)."""
+        return self._poll.poll(seconds * 1000)
 
     def handle(self, fd: int) -> bool:
         """Write or read what is ready on `fd`; True once an output passed the cap (kill the run)."""
@@ -372,15 +430,16 @@ class _Streams:
 
     def _feed(self) -> None:
         try:
-            self._offset += os.write(self._stdin, self._data[self._offset : self._offset + 65536])
+            while self._offset < len(self._data):
+                self._offset += os.write(self._stdin, self._data[self._offset : self._offset + 65536])
+        except BlockingIOError:  # the pipe is full: go on when the program has read some
+            return
         except BrokenPipeError:  # the program need not read all its input
             self._offset = len(self._data)
-        if self._offset >= len(self._data):
-            self._close(self._stdin)
+        self._close(self._stdin)
 
     def _close(self, fd: int) -> None:
-        if fd in self.selector.get_map():
-            self.selector.unregister(fd)
+        self.unwatch(fd)
         if fd in self._open:
             self._open.remove(fd)
             os.close(fd)
@@ -388,4 +447,3 @@ class _Streams:
     def close_all(self) -> None:
         for fd in list(self._open):
             self._close(fd)
-        self.selector.close()

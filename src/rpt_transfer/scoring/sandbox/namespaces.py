@@ -4,10 +4,10 @@ The launcher enters its network namespace and minimal root once (`_enter_launche
 run adds its private /tmp and /proc in a mount namespace of its own (`_private_tmp`).
 """
 
+import _socket
 import fcntl
 import functools
 import os
-import socket
 import stat
 import struct
 import sys
@@ -41,6 +41,8 @@ _ETC_ENTRIES = (
 )  # fmt: skip
 """What of /etc a run sees: the loader cache, names, time zone, certificates; never the rest of /etc."""
 _DEVICES = ("null", "zero", "full", "random", "urandom")
+PRIVATE_TMP = "/tmp"
+"""The working directory of every run with namespaces: a tmpfs of its own (`_private_tmp`)."""
 
 
 @functools.cache
@@ -81,8 +83,11 @@ def _enter_user_namespace() -> None:
 
 def _loopback_up() -> None:
     """Bring up `lo` in the launcher's network namespace, so local servers inside a run work."""
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-        fcntl.ioctl(probe, 0x8914, struct.pack("16sH22x", b"lo", 0x1 | 0x8 | 0x40))  # SIOCSIFFLAGS
+    probe = _socket.socket(_socket.AF_INET, _socket.SOCK_DGRAM)
+    try:
+        fcntl.ioctl(probe.fileno(), 0x8914, struct.pack("16sH22x", b"lo", 0x1 | 0x8 | 0x40))  # SIOCSIFFLAGS
+    finally:
+        probe.close()
 
 
 def _enter_launcher_namespaces(binds: Sequence[str], root: bool) -> None:
@@ -240,12 +245,12 @@ def _private_tmp(staging_fd: int, owner: int, limits: Limits, hidden: Sequence[s
     """
     plan = [entry for path in hidden for entry in _snapshot(path)]  # before the tmpfs covers them
     options = f"size={limits.disk_bytes},mode=0700,uid={owner},gid={owner}"
-    _mount("tmpfs", "/tmp", "tmpfs", MS_NOSUID | MS_NODEV, options)
+    _mount("tmpfs", PRIVATE_TMP, "tmpfs", MS_NOSUID | MS_NODEV, options)
     _mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
-    _copy_tree(staging_fd, "/tmp", owner)
+    _copy_tree(staging_fd, PRIVATE_TMP, owner)
     if plan:
         _build("", plan)
-    return "/tmp"
+    return PRIVATE_TMP
 
 
 def _copy_tree(source: int, target: str, owner: int) -> None:

@@ -9,10 +9,10 @@ sockets (which reach a socket by address without connecting). A run keeps Unix s
 (multiprocessing, asyncio) and may listen in its working directory.
 """
 
+import _socket
 import ctypes
 import functools
 import os
-import socket
 import struct
 
 from .kernel import _ARCH, PR_SET_NO_NEW_PRIVS, PR_SET_SECCOMP, _check, _libc, _prctl
@@ -45,11 +45,11 @@ def _filter(deny_network: bool) -> list[tuple[int, int, int, int]]:
             (_RET, 0, 0, _ALLOW),
             "socket",
             (_LOAD, 0, 0, 16),  # args[0]: the domain
-            (_JEQ, "type", "deny", socket.AF_UNIX),
+            (_JEQ, "type", "deny", _socket.AF_UNIX),
             "type",
             (_LOAD, 0, 0, 24),  # args[1]: the type
             (_AND, 0, 0, _SOCKET_TYPE_MASK),
-            (_JEQ, "deny", 0, socket.SOCK_DGRAM),
+            (_JEQ, "deny", 0, _socket.SOCK_DGRAM),
         ]
     program += [(_RET, 0, 0, _ALLOW), "deny", (_RET, 0, 0, _DENY)]
     return _resolve(program)

@@ -4,31 +4,40 @@ The launcher boots by loading this module and the ones it imports (child, warm, 
 kernel, limits) from their files, without the package's host side (see `launcher._BOOT`), and forks once
 or twice per run, and every fork pays for what it holds. So these modules import only what they use:
 never threading (which subprocess and concurrent.futures import; it adds at-fork hooks worth ~0.5 ms a
-fork), hashlib/secrets (OpenSSL, +5.6 MB), tempfile/shutil (+2.5 MB) or pathlib (+2 MB) at the top;
-what they need rarely they import where used.
+fork), hashlib/secrets (OpenSSL, +5.6 MB), tempfile/shutil (+2.5 MB), pathlib (+2 MB) or socket (its
+enums, +0.3 MB: `_socket` does) at the top; what they need rarely they import where used.
 """
 
+import _socket  # not `socket`: its enums would add 0.3 MB to every fork (see the note above)
 import json
 import os
 import select
 import signal
-import socket
+import struct
+from types import CodeType
 
 from .child import _child, _Mode
 from .fallback import _kill_and_reap, _landlock_abi, _remove_owned
 from .kernel import CLONE_NEWPID, PR_SET_CHILD_SUBREAPER, PR_SET_PDEATHSIG, _check, _libc, _prctl, _unshare
 from .levels import NEEDS, level_of
 from .limits import Limits, SandboxError
-from .namespaces import _enter_launcher_namespaces, _enter_user_namespace, _interpreter_paths, _visible_paths
+from .namespaces import (
+    PRIVATE_TMP,
+    _enter_launcher_namespaces,
+    _enter_user_namespace,
+    _interpreter_paths,
+    _visible_paths,
+)
 from .seccomp import compiled_filter
-from .warm import _add_site_builtins
+from .warm import WarmStart
 
 _HOST_UID = os.getuid()
 """This launcher's uid as the host sees it, read before it may enter a user namespace (where it is 0)."""
-WARM_MODULES = ("traceback", "linecache", "tokenize", "heapq", "bisect", "string", "copy")
+WARM_MODULES = ("traceback", "linecache", "tokenize", "heapq", "bisect", "string", "copy", "__future__")
 """Imported by the launcher, so warm runs find them loaded: every failing test formats a traceback (a
-cold import of traceback costs more than the rest of the run), and programs and tests often use the
-others. Each module also makes every fork a little dearer, so the list stays short."""
+cold import of traceback costs more than the rest of the run), the scorers' test runner starts with
+`from __future__ import annotations` (a cold import: about 100 page faults per run), and programs and tests
+often use the others. Each module also makes every fork a little dearer, so the list stays short."""
 
 
 def _launcher_main(sock_fd: int, parent: int, wanted: str, binds: list[str]) -> None:
@@ -40,8 +49,7 @@ def _launcher_main(sock_fd: int, parent: int, wanted: str, binds: list[str]) -> 
     if os.getppid() != parent:
         os._exit(0)
     _prctl(PR_SET_CHILD_SUBREAPER, 1)  # orphans of a run come to us to be reaped (fallback mode)
-    _add_site_builtins()
-    sock = socket.socket(fileno=sock_fd)
+    sock = _socket.socket(fileno=sock_fd)
     own_pid_ns = os.open("/proc/self/ns/pid", os.O_RDONLY | os.O_CLOEXEC)
     binds = sorted({*binds, *_interpreter_paths()})
     try:
@@ -51,15 +59,38 @@ def _launcher_main(sock_fd: int, parent: int, wanted: str, binds: list[str]) -> 
         return
     level = level_of(mode.namespaces, mode.switch_uid, mode.landlock)
     compiled_filter(deny_network=not mode.namespaces)  # once here, not in every forked run
+    warm = WarmStart(PRIVATE_TMP if mode.namespaces else None)
     sock.send(json.dumps({"isolation": mode.description, "level": level, "why": why}).encode())
     while True:
-        message, fds, _, _ = socket.recv_fds(sock, 1 << 20, 5)
+        message, ancillary, _, _ = sock.recvmsg(_MAX_MESSAGE, _socket.CMSG_SPACE(5 * _FD_BYTES))
         if not message:
             return
-        _serve(sock, json.loads(message), fds, mode, own_pid_ns)
+        request = json.loads(message)
+        fds = [fd for _, kind, data in ancillary if kind == _socket.SCM_RIGHTS for fd in _descriptors(data)]
+        _serve(sock, request, fds, mode, own_pid_ns, (warm, warm.program(request)))
 
 
-def _serve(sock: socket.socket, request: dict, fds: list[int], mode: _Mode, own_pid_ns: int) -> None:
+_MAX_MESSAGE = 1 << 20
+"""Bytes of one request at most (the host keeps commands under 64 KiB); allocated per message, not kept,
+so the launcher's resident memory, which every fork copies, stays small."""
+_FD_BYTES = 4
+"""Bytes of one descriptor number in an SCM_RIGHTS message (a C int)."""
+
+
+def _descriptors(data: bytes) -> list[int]:
+    """The descriptor numbers of one SCM_RIGHTS message."""
+    whole = len(data) - len(data) % _FD_BYTES
+    return list(struct.unpack(f"{whole // _FD_BYTES}i", data[:whole]))
+
+
+def _serve(
+    sock: _socket.socket,
+    request: dict,
+    fds: list[int],
+    mode: _Mode,
+    own_pid_ns: int,
+    start: tuple[WarmStart, CodeType | None],
+) -> None:
     """Start one run and report its pid (and a pidfd) at once; reap it, clean up, report how it ended.
 
     Reporting before the child has finished isolating itself lets the host feed its stdin meanwhile;
@@ -67,18 +98,21 @@ def _serve(sock: socket.socket, request: dict, fds: list[int], mode: _Mode, own_
     running anything).
     """
     uid = _run_uid(mode)
-    pid, status_r = _fork_run(request, fds, uid, mode, own_pid_ns, sock)
+    pid, status_r = _fork_run(request, fds, uid, mode, own_pid_ns, sock, start)
     pidfd = os.pidfd_open(pid)
     shown = uid if mode.switch_uid else _HOST_UID  # in a user namespace, the uid the host sees
-    socket.send_fds(sock, [json.dumps({"pid": pid, "uid": shown}).encode()], [pidfd])
+    # The replies are JSON written out by hand: while the run shares this process's pages, every page
+    # the launcher touches is copied, and the json module touches many.
+    started = b'{"pid": %d, "uid": %d}' % (pid, shown)
+    sock.sendmsg([started], [(_socket.SOL_SOCKET, _socket.SCM_RIGHTS, struct.pack("i", pidfd))])
     os.close(pidfd)
     error = _setup_error(status_r)
     _, status, usage = os.wait4(pid, 0)
     if not mode.namespaces:
         _kill_and_reap(uid)
         _remove_owned(uid, request["staging"])
-    ending = {"status": status, "cpu": usage.ru_utime + usage.ru_stime, "error": error}
-    sock.send(json.dumps(ending).encode())
+    cpu = usage.ru_utime + usage.ru_stime
+    sock.send(b'{"status": %d, "cpu": %r, "error": %s}' % (status, cpu, json.dumps(error).encode()))
 
 
 def _run_uid(mode: _Mode) -> int:
@@ -87,18 +121,27 @@ def _run_uid(mode: _Mode) -> int:
 
 
 def _fork_run(
-    request: dict, fds: list[int], uid: int, mode: _Mode, own_pid_ns: int, sock: socket.socket | None
+    request: dict,
+    fds: list[int],
+    uid: int,
+    mode: _Mode,
+    own_pid_ns: int,
+    sock: _socket.socket | None,
+    start: tuple[WarmStart, CodeType | None] | None,
 ) -> tuple[int, int]:
-    """Fork the run (as PID 1 of a new PID namespace when possible); its pid and its status pipe."""
+    """Fork the run (as PID 1 of a new PID namespace when possible); its pid and its status pipe.
+
+    `start`: what a warm run starts from (None for the probe, which runs nothing).
+    """
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     if mode.namespaces and not mode.switch_uid:
-        pid = _fork_via_helper(request, fds, uid, mode, status_w)
+        pid = _fork_via_helper(request, fds, uid, mode, status_w, start)
     else:
         if mode.namespaces:
             _unshare(CLONE_NEWPID)  # the next fork becomes PID 1 of a fresh PID namespace
         pid = os.fork()
         if pid == 0:
-            _child(request, fds, uid, mode, status_w, sock)
+            _child(request, fds, uid, mode, status_w, sock, start)
         if mode.namespaces:
             _check(_libc.setns(own_pid_ns, CLONE_NEWPID), "setns")  # back, for the next run
     for fd in (*fds, status_w):
@@ -106,7 +149,14 @@ def _fork_run(
     return pid, status_r
 
 
-def _fork_via_helper(request: dict, fds: list[int], uid: int, mode: _Mode, status_w: int) -> int:
+def _fork_via_helper(
+    request: dict,
+    fds: list[int],
+    uid: int,
+    mode: _Mode,
+    status_w: int,
+    start: tuple[WarmStart, CodeType | None] | None,
+) -> int:
     """User-namespace mode: a helper makes the PID namespace and forks the run, then exits at once.
 
     The launcher cannot reset its own namespace for the next child there (setns back to a PID namespace
@@ -125,7 +175,7 @@ def _fork_via_helper(request: dict, fds: list[int], uid: int, mode: _Mode, statu
             os.close(pid_w)
             select.select([itself], [], [])
             os.close(itself)
-            _child(request, fds, uid, mode, status_w, None)
+            _child(request, fds, uid, mode, status_w, None, start)
         os.write(pid_w, str(run).encode())
         os._exit(0)
     os.close(pid_w)
@@ -137,8 +187,11 @@ def _fork_via_helper(request: dict, fds: list[int], uid: int, mode: _Mode, statu
 
 def _setup_error(status_r: int) -> str:
     """What the child wrote to its status pipe before it closed (exec or warm start): "" when all is well."""
-    with os.fdopen(status_r, "rb") as status_pipe:
-        return status_pipe.read().decode(errors="replace")
+    chunks = []  # plain reads: no file object to build while the run shares this process's pages
+    while chunk := os.read(status_r, 65536):
+        chunks.append(chunk)
+    os.close(status_r)
+    return b"".join(chunks).decode(errors="replace")
 
 
 def _decide_mode(
@@ -220,7 +273,7 @@ def _probe(mode: _Mode, own_pid_ns: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     fds = [os.open(staging, os.O_RDONLY | os.O_DIRECTORY), null, os.dup(null), os.dup(null)]
     try:
-        pid, status_r = _fork_run(request, fds, _run_uid(mode), mode, own_pid_ns, None)
+        pid, status_r = _fork_run(request, fds, _run_uid(mode), mode, own_pid_ns, None, None)
         error = _setup_error(status_r)
         status = os.waitpid(pid, 0)[1]
         if not error and status != 0:  # died before it could report (a bug): never count that as fine
