@@ -164,3 +164,33 @@ def test_a_setup_failure_comes_back_in_one_message_whatever_its_text() -> None:
         sandbox.run(['no "such"\nprogram \u00e9'], timeout=10)
     assert "\u00e9" in str(raised.value)
     assert _python("print('the launcher stays in step')").stdout == "the launcher stays in step\n"
+
+
+def test_a_request_that_never_reached_the_launcher_leaves_its_cache_in_step(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The host counts a program as held only once its text was sent (else later runs name an unknown id)."""
+    from rpt_transfer.scoring.sandbox import launcher as launcher_module
+
+    launcher = sandbox.Launcher()
+    real_pipe, calls = os.pipe, []
+
+    def pipe_that_fails_once() -> tuple[int, int]:
+        calls.append(1)
+        if len(calls) == 3:  # the third of the run's pipes: two are open and must not leak
+            raise OSError(24, "Too many open files")
+        return real_pipe()
+
+    try:
+        monkeypatch.setattr(launcher_module.os, "pipe", pipe_that_fails_once)
+        opened = len(os.listdir("/proc/self/fd"))
+        with pytest.raises(OSError, match="Too many open files"):
+            launcher.run((*PYTHON, "-c", "print('cached')"), timeout=10, cache_code=True)
+        monkeypatch.setattr(launcher_module.os, "pipe", real_pipe)
+        assert len(os.listdir("/proc/self/fd")) == opened
+        for _ in range(2):
+            result = launcher.run((*PYTHON, "-c", "print('cached')"), timeout=10, cache_code=True)
+            assert result.stdout == "cached\n"
+        assert launcher.usable()
+    finally:
+        launcher.close()

@@ -213,36 +213,57 @@ class Launcher:
                 "cmd": list(cmd), "warm": list(PYTHON), "env": environment, "staging": staging,
                 "limits": limits._asdict(),
             }  # fmt: skip
-            if cache_code:
-                self._program(request)
-            return self._execute(request, data, timeout, limits.output_bytes, channel)
+            new = self._program(request) if cache_code else None
+            return self._execute(request, data, timeout, limits.output_bytes, channel, new)
         finally:
             if staging != self._empty:
                 shutil.rmtree(staging)
 
-    def _program(self, request: dict) -> None:
+    def _program(self, request: dict) -> str | None:
         """Mark a warm `-c` command's program for the launcher's cache (`cache_code`), text sent once.
 
-        The first time, the request carries the text and a new id; afterwards only the id (the text
-        in the command is emptied: the run gets its arguments, never the code, in sys.argv).
+        The first time, the request carries the text and a new id, and the text is returned: it counts
+        as held once the request is sent (`_execute`). Afterwards only the id goes (the text in the
+        command is emptied: the run gets its arguments, never the code, in sys.argv).
         """
         cmd, start = request["cmd"], len(PYTHON)
         if cmd[:start] != list(PYTHON) or len(cmd) < start + 2 or cmd[start] != "-c":
-            return
+            return None
         known = self._programs.get(cmd[start + 1])
         if known is not None:
             request["program"] = {"id": known}
             cmd[start + 1] = ""
         elif len(self._programs) < PROGRAMS_KEPT:
-            self._programs[cmd[start + 1]] = len(self._programs)
-            request["program"] = {"id": len(self._programs) - 1, "new": True}
+            request["program"] = {"id": len(self._programs), "new": True}
+            return cmd[start + 1]
+        return None
 
-    def _execute(self, request: dict, data: bytes, timeout: float, cap: int, channel: bool) -> ExecResult:
-        """Hand the child ends of fresh pipes to the launcher, then feed and read them until the end."""
-        pipes = [os.pipe() for _ in range(4 if channel else 3)]
-        staged = os.open(request["staging"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    def _execute(
+        self, request: dict, data: bytes, timeout: float, cap: int, channel: bool, new: str | None
+    ) -> ExecResult:
+        """Hand the child ends of fresh pipes to the launcher, then feed and read them until the end.
+
+        `new`: the text of a program this request hands the launcher's cache (see `_program`).
+        """
+        pipes: list[tuple[int, int]] = []
+        try:
+            for _ in range(4 if channel else 3):
+                pipes.append(os.pipe())
+            staged = os.open(request["staging"], os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        except BaseException:  # nothing went to the launcher: it stays in step; no descriptor leaks
+            for fd in (fd for pipe in pipes for fd in pipe):
+                os.close(fd)
+            raise
         child_fds = [staged, pipes[0][0]] + [write for _, write in pipes[1:]]
-        socket.send_fds(self._sock, [json.dumps(request).encode()], child_fds)
+        try:
+            socket.send_fds(self._sock, [json.dumps(request).encode()], child_fds)
+        except BaseException:
+            for fd in (*child_fds, pipes[0][1], *(read for read, _ in pipes[1:])):
+                os.close(fd)
+            self.close()  # the launcher may have read part of it: never reuse it out of step
+            raise
+        if new is not None:  # the launcher holds it from now on
+            self._programs[new] = request["program"]["id"]
         for fd in child_fds:
             os.close(fd)
         streams = _Streams(pipes[0][1], [read for read, _ in pipes[1:]], data, cap)
