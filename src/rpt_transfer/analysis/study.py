@@ -50,48 +50,56 @@ class Comparisons(NamedTuple):
     matrix: pd.DataFrame
 
 
+_TABLE_STEMS = {
+    "deltas": "deltas",
+    "summary": "summary",
+    "tests": "paired_tests",
+    "effects": "effects",
+    "domains": "domains",
+    "transferability": "transferability",
+    "matrix": "transfer",
+}
+"""File stem of each comparison table (`Comparisons` field -> stem); flexible ones add `_flexible`."""
+
+
 class Analysis(NamedTuple):
-    """The study's tables (tidy frames), its warnings, and flat headline metrics."""
+    """The study's tables (tidy frames), its warnings, and flat headline metrics.
+
+    The comparison tables of the strict policy are also reachable directly (`deltas`, `tests`, ...).
+    """
 
     accuracy: pd.DataFrame
-    deltas: pd.DataFrame
-    summary: pd.DataFrame
-    tests: pd.DataFrame
-    effects: pd.DataFrame
-    domains: pd.DataFrame
-    transferability: pd.DataFrame
-    matrix: pd.DataFrame
+    strict: Comparisons
+    """RPT against base under the strict policy: the headline tables."""
+    flexible: Comparisons
+    """The same comparisons under the flexible policy."""
     by_algorithm: pd.DataFrame
     by_backbone: pd.DataFrame
     warnings: list[str]
     metrics: dict[str, float]
-    flexible: Comparisons
-    """The comparison tables again under the flexible policy (the fields above are strict)."""
     agreement: pd.DataFrame
     """Each paired comparison under both policies, flagged where they disagree (`policies.py`)."""
     excluded: pd.DataFrame
     """Samples left out per model × benchmark (`toolchain_missing`) and why."""
 
+    deltas = property(lambda self: self.strict.deltas)
+    summary = property(lambda self: self.strict.summary)
+    tests = property(lambda self: self.strict.tests)
+    effects = property(lambda self: self.strict.effects)
+    domains = property(lambda self: self.strict.domains)
+    transferability = property(lambda self: self.strict.transferability)
+    matrix = property(lambda self: self.strict.matrix)
+
     def tables(self) -> dict[str, pd.DataFrame]:
         """File stem -> frame, for CSV and Parquet output; flexible tables carry a `_flexible` suffix."""
+        strict = {stem: getattr(self.strict, field) for field, stem in _TABLE_STEMS.items()}
+        flexible = {f"{stem}_flexible": getattr(self.flexible, field) for field, stem in _TABLE_STEMS.items()}
         return {
             "accuracy": self.accuracy,
-            "deltas": self.deltas,
-            "summary": self.summary,
-            "paired_tests": self.tests,
-            "effects": self.effects,
-            "domains": self.domains,
-            "transferability": self.transferability,
-            "transfer": self.matrix,
+            **strict,
             "transfer_by_algorithm": self.by_algorithm,
             "transfer_by_backbone": self.by_backbone,
-            "deltas_flexible": self.flexible.deltas,
-            "summary_flexible": self.flexible.summary,
-            "paired_tests_flexible": self.flexible.tests,
-            "effects_flexible": self.flexible.effects,
-            "domains_flexible": self.flexible.domains,
-            "transferability_flexible": self.flexible.transferability,
-            "transfer_flexible": self.flexible.matrix,
+            **flexible,
             "policy_agreement": self.agreement,
             "excluded": self.excluded,
         }
@@ -132,13 +140,7 @@ def analyse(
     metrics["n_warnings"] = float(len(warnings))
     return Analysis(
         accuracy=acc,
-        deltas=strict.deltas,
-        summary=strict.summary,
-        tests=strict.tests,
-        effects=strict.effects,
-        domains=strict.domains,
-        transferability=strict.transferability,
-        matrix=strict.matrix,
+        strict=strict,
         by_algorithm=grouped_matrix(strict.effects, pairs, "algorithm"),
         by_backbone=grouped_matrix(strict.effects, pairs, "backbone"),
         warnings=warnings,

@@ -5,7 +5,6 @@ import fcntl
 import itertools
 import os
 import signal
-from types import CodeType
 from typing import NamedTuple, NoReturn
 
 from .fallback import _landlock
@@ -34,6 +33,8 @@ class _Mode(NamedTuple):
     description: str
     hidden: tuple[str, ...] = ()
     """Visible paths under /tmp, which each run's private /tmp covers: every run mirrors them again."""
+    warm: WarmStart | None = None
+    """What warm runs start from, made once the mode is known (None while probing)."""
 
 
 def _child(
@@ -43,12 +44,8 @@ def _child(
     mode: _Mode,
     status_w: int,
     sock: _socket.socket | None,
-    start: tuple[WarmStart, CodeType | None] | None,
 ) -> NoReturn:
-    """Isolate this process, then exec the command or run Python warm; setup errors go to status_w.
-
-    `start`: the launcher's `WarmStart` and the request's `-c` code it compiled (None: compile here).
-    """
+    """Isolate this process, then exec the command or run Python warm; setup errors go to status_w."""
     if sock is not None:
         sock.detach()  # its descriptor is closed below; the object must not close a reused number
     cmd, prefix = request["cmd"], request["warm"]
@@ -63,13 +60,13 @@ def _child(
             os._exit(0)
         if not warm:
             _exec(cmd, request["env"])
-        if start is None:
+        if mode.warm is None:
             raise RuntimeError("a warm run needs the launcher's WarmStart")
     except BaseException as err:  # any setup failure must be reported, never run unconfined
         os.write(status_w, f"{type(err).__name__}: {err}".encode())
         os._exit(127)
     os.close(status_w)
-    _run_python_warm(cmd[len(prefix) :], request["env"], *start)
+    _run_python_warm(cmd[len(prefix) :], request["env"], mode.warm, mode.warm.compiled(request))
 
 
 def _check_stdlib_readable() -> None:

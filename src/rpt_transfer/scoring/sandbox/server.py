@@ -14,7 +14,6 @@ import os
 import select
 import signal
 import struct
-from types import CodeType
 
 from .child import _child, _Mode
 from .fallback import _kill_and_reap, _landlock_abi, _remove_owned
@@ -59,7 +58,7 @@ def _launcher_main(sock_fd: int, parent: int, wanted: str, binds: list[str]) -> 
         return
     level = level_of(mode.namespaces, mode.switch_uid, mode.landlock)
     compiled_filter(deny_network=not mode.namespaces)  # once here, not in every forked run
-    warm = WarmStart(PRIVATE_TMP if mode.namespaces else None)
+    mode = mode._replace(warm=WarmStart(PRIVATE_TMP if mode.namespaces else None))
     sock.send(json.dumps({"isolation": mode.description, "level": level, "why": why}).encode())
     while True:
         message, ancillary, _, _ = sock.recvmsg(_MAX_MESSAGE, _socket.CMSG_SPACE(5 * _FD_BYTES))
@@ -67,7 +66,8 @@ def _launcher_main(sock_fd: int, parent: int, wanted: str, binds: list[str]) -> 
             return
         request = json.loads(message)
         fds = [fd for _, kind, data in ancillary if kind == _socket.SCM_RIGHTS for fd in _descriptors(data)]
-        _serve(sock, request, fds, mode, own_pid_ns, (warm, warm.program(request)))
+        mode.warm.hold(request)
+        _serve(sock, request, fds, mode, own_pid_ns)
 
 
 _MAX_MESSAGE = 1 << 20
@@ -83,14 +83,7 @@ def _descriptors(data: bytes) -> list[int]:
     return list(struct.unpack(f"{whole // _FD_BYTES}i", data[:whole]))
 
 
-def _serve(
-    sock: _socket.socket,
-    request: dict,
-    fds: list[int],
-    mode: _Mode,
-    own_pid_ns: int,
-    start: tuple[WarmStart, CodeType | None],
-) -> None:
+def _serve(sock: _socket.socket, request: dict, fds: list[int], mode: _Mode, own_pid_ns: int) -> None:
     """Start one run and report its pid (and a pidfd) at once; reap it, clean up, report how it ended.
 
     Reporting before the child has finished isolating itself lets the host feed its stdin meanwhile;
@@ -98,7 +91,7 @@ def _serve(
     running anything).
     """
     uid = _run_uid(mode)
-    pid, status_r = _fork_run(request, fds, uid, mode, own_pid_ns, sock, start)
+    pid, status_r = _fork_run(request, fds, uid, mode, own_pid_ns, sock)
     pidfd = os.pidfd_open(pid)
     shown = uid if mode.switch_uid else _HOST_UID  # in a user namespace, the uid the host sees
     # The replies are JSON written out by hand: while the run shares this process's pages, every page
@@ -127,21 +120,17 @@ def _fork_run(
     mode: _Mode,
     own_pid_ns: int,
     sock: _socket.socket | None,
-    start: tuple[WarmStart, CodeType | None] | None,
 ) -> tuple[int, int]:
-    """Fork the run (as PID 1 of a new PID namespace when possible); its pid and its status pipe.
-
-    `start`: what a warm run starts from (None for the probe, which runs nothing).
-    """
+    """Fork the run (as PID 1 of a new PID namespace when possible); its pid and its status pipe."""
     status_r, status_w = os.pipe2(os.O_CLOEXEC)
     if mode.namespaces and not mode.switch_uid:
-        pid = _fork_via_helper(request, fds, uid, mode, status_w, start)
+        pid = _fork_via_helper(request, fds, uid, mode, status_w)
     else:
         if mode.namespaces:
             _unshare(CLONE_NEWPID)  # the next fork becomes PID 1 of a fresh PID namespace
         pid = os.fork()
         if pid == 0:
-            _child(request, fds, uid, mode, status_w, sock, start)
+            _child(request, fds, uid, mode, status_w, sock)
         if mode.namespaces:
             _check(_libc.setns(own_pid_ns, CLONE_NEWPID), "setns")  # back, for the next run
     for fd in (*fds, status_w):
@@ -155,7 +144,6 @@ def _fork_via_helper(
     uid: int,
     mode: _Mode,
     status_w: int,
-    start: tuple[WarmStart, CodeType | None] | None,
 ) -> int:
     """User-namespace mode: a helper makes the PID namespace and forks the run, then exits at once.
 
@@ -175,7 +163,7 @@ def _fork_via_helper(
             os.close(pid_w)
             select.select([itself], [], [])
             os.close(itself)
-            _child(request, fds, uid, mode, status_w, None, start)
+            _child(request, fds, uid, mode, status_w, None)
         os.write(pid_w, str(run).encode())
         os._exit(0)
     os.close(pid_w)
@@ -273,7 +261,7 @@ def _probe(mode: _Mode, own_pid_ns: int) -> None:
     null = os.open(os.devnull, os.O_RDWR)
     fds = [os.open(staging, os.O_RDONLY | os.O_DIRECTORY), null, os.dup(null), os.dup(null)]
     try:
-        pid, status_r = _fork_run(request, fds, _run_uid(mode), mode, own_pid_ns, None, None)
+        pid, status_r = _fork_run(request, fds, _run_uid(mode), mode, own_pid_ns, None)
         error = _setup_error(status_r)
         status = os.waitpid(pid, 0)[1]
         if not error and status != 0:  # died before it could report (a bug): never count that as fine

@@ -57,16 +57,16 @@ class WarmStart:
         self._programs: dict[int, types.CodeType | str] = {}
         gc.freeze()  # what the launcher made stays out of the runs' collections: fewer copied pages
 
-    def program(self, request: dict) -> types.CodeType | None:
-        """The compiled `-c` code of a warm request the host marked `cache_code`, else None.
+    def hold(self, request: dict) -> None:
+        """In the launcher, before the fork: keep a new `cache_code` program, compiled once.
 
         The host sends a program's text once, with a new id (`Launcher._program`), then only the id.
-        A program that does not compile is kept as text: each run compiles it and reports the error as
-        `python -c` would.
+        A program that does not compile is kept as text and put back in the command: each run compiles
+        it and reports the error as `python -c` would.
         """
         program = request.get("program")
         if program is None:
-            return None
+            return
         at = len(request["warm"]) + 1  # where the command holds the text (empty once sent)
         if program.get("new"):
             text = request["cmd"][at]
@@ -78,8 +78,12 @@ class WarmStart:
         kept = self._programs[program["id"]]
         if isinstance(kept, str):
             request["cmd"][at] = kept
-            return None
-        return kept
+
+    def compiled(self, request: dict) -> types.CodeType | None:
+        """In the run: the request's program as `hold` compiled it, else None (the run compiles)."""
+        program = request.get("program")
+        kept = self._programs.get(program["id"]) if program else None
+        return kept if isinstance(kept, types.CodeType) else None
 
 
 def _open_streams() -> tuple:
@@ -129,7 +133,7 @@ def _run_python_warm(
 ) -> NoReturn:
     """Run `python -I -S -B <args>` inside this already-started interpreter, then exit as Python would.
 
-    `compiled`: the `-c` code compiled by the launcher (`WarmStart.program`), else None. Ending with
+    `compiled`: the `-c` code compiled by the launcher (`WarmStart.hold`), else None. Ending with
     os._exit after the shutdown steps a program can observe (thread joins, atexit, flushing) skips
     tearing down the launcher's modules, which would cost more than the whole run.
     """
