@@ -6,6 +6,12 @@
 (`RepoNotFound`) or RevisionNotFoundError (`RevisionNotFound`); `rate_limit` queues 429 answers with a
 `Retry-After`. Every request is recorded, so a test can assert what was asked and how often.
 
+It also serves files that `add_file` puts at a commit, as `hf_hub_download` asks for them: `HEAD` then `GET
+/{repo}/resolve/{revision}/{filename}` (`datasets/` before a dataset's repo). A file answers with
+`X-Repo-Commit` (the client refuses a Hub without it), `ETag` (the blob's name in the cache) and
+`Content-Length`; a file the commit lacks answers 404 `EntryNotFound` with `X-Repo-Commit`, which the client
+remembers in its cache as "absent".
+
 Import the fixture where it is used: ``from servers_hub import fake_hub  # noqa: F401``. The fixture points
 `HF_ENDPOINT` at the fake (planning builds its Hub client at call time, so in-process tests see it), clears
 `HF_HUB_OFFLINE` and any token, so nothing leaves 127.0.0.1 and no credential reaches the fake.
@@ -13,7 +19,9 @@ Import the fixture where it is used: ``from servers_hub import fake_hub  # noqa:
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import threading
 from collections import Counter
 from collections.abc import Iterator
@@ -28,6 +36,7 @@ from rpt_transfer.hashing import sha256_hex
 
 RepoType = Literal["model", "dataset"]
 _PREFIX = {"models": "model", "datasets": "dataset"}
+_COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 def commit_of(repo: str, ref: str) -> str:
@@ -51,6 +60,8 @@ class FakeHub:
         self.repos: dict[tuple[RepoType, str], dict[str, str]] = {}
         self.requests: list[Request] = []
         self.limited: list[tuple[str, int]] = []
+        self.files: dict[tuple[RepoType, str, str], dict[str, bytes]] = {}
+        """(kind, repo, commit) -> file name -> content, served under `/{repo}/resolve/{commit}/`."""
         """Queued 429 answers: (path prefix they match, Retry-After seconds), used up in order."""
         self.url = ""
         self._lock = threading.Lock()
@@ -60,6 +71,25 @@ class FakeHub:
         refs = {"main": commit_of(repo, "main"), **(refs or {})}
         self.repos[(kind, repo)] = refs
         return refs
+
+    def add_file(
+        self, repo: str, filename: str, data: bytes | str, revision: str = "main", kind: RepoType = "model"
+    ) -> str:
+        """Put a file into a repo at `revision` (a ref of it, or a 40-hex commit); returns the commit.
+
+        The repo is created (with its `main`) if it does not exist yet.
+        """
+        refs = self.repos.get((kind, repo)) or self.add(kind, repo)
+        commit = refs.get(revision, revision)
+        if not _COMMIT.match(commit):
+            raise ValueError(f"{revision!r} is neither a ref of {repo} nor a 40-hex commit")
+        content = data.encode() if isinstance(data, str) else data
+        self.files.setdefault((kind, repo, commit), {})[filename] = content
+        return commit
+
+    def file_requests(self) -> list[Request]:
+        """The requests for files (`.../resolve/...`), in order."""
+        return [r for r in self.requests if "/resolve/" in r.path]
 
     def rate_limit(self, path_prefix: str, retry_after: int, times: int = 1) -> None:
         """Answer the next `times` requests under `path_prefix` with 429 and `Retry-After: retry_after`."""
@@ -81,6 +111,8 @@ class FakeHub:
                     del self.limited[index]
                     return 429, {"Retry-After": str(seconds)}, b'{"error": "rate limited"}'
         parts = path.strip("/").split("/")
+        if "resolve" in parts and parts[0] != "api":
+            return self._file(parts)
         if len(parts) < 4 or parts[0] != "api" or parts[1] not in _PREFIX:
             return 404, {}, b'{"error": "not a route of the fake Hub"}'
         repo = "/".join(parts[2:4])
@@ -93,16 +125,49 @@ class FakeHub:
         body = {"_id": commit_of(repo, "_id")[:24], "id": repo, "sha": refs[ref], "private": False}
         return 200, {"Content-Type": "application/json"}, json.dumps(body).encode()
 
+    def _file(self, parts: list[str]) -> tuple[int, dict[str, str], bytes]:
+        """A `resolve` request: `[datasets/]org/name/resolve/<revision>/<file path>`."""
+        kind: RepoType = "dataset" if parts[0] == "datasets" else "model"
+        parts = parts[1:] if parts[0] == "datasets" else parts
+        if len(parts) < 5 or parts[2] != "resolve":
+            return 404, {}, b'{"error": "not a route of the fake Hub"}'
+        repo, revision, filename = "/".join(parts[:2]), parts[3], "/".join(parts[4:])
+        refs = self.repos.get((kind, repo))
+        if refs is None:
+            return 404, {"X-Error-Code": "RepoNotFound"}, b'{"error": "Repository not found"}'
+        commit = refs.get(revision, revision)
+        files = self.files.get((kind, repo, commit))
+        if files is None and commit not in refs.values():
+            return 404, {"X-Error-Code": "RevisionNotFound"}, b'{"error": "Invalid rev id"}'
+        if filename not in (files or {}):
+            headers = {"X-Error-Code": "EntryNotFound", "X-Repo-Commit": commit}
+            return 404, headers, b'{"error": "Entry not found"}'
+        content = (files or {})[filename]
+        etag = f'"{hashlib.sha256(content).hexdigest()}"'
+        return (
+            200,
+            {"X-Repo-Commit": commit, "ETag": etag, "Content-Type": "application/octet-stream"},
+            content,
+        )
+
 
 def _handler(hub: FakeHub) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_GET(self) -> None:
-            status, headers, body = hub.answer("GET", self.path, dict(self.headers))
+            self._reply("GET")
+
+        def do_HEAD(self) -> None:
+            self._reply("HEAD")
+
+        def _reply(self, method: str) -> None:
+            """The answer with its body's length; a HEAD gets the same headers and no body."""
+            status, headers, body = hub.answer(method, self.path, dict(self.headers))
             self.send_response(status)
             for name, value in {**headers, "Content-Length": str(len(body))}.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(body)
+            if method != "HEAD":
+                self.wfile.write(body)
 
         def log_message(self, format: str, *args: object) -> None:
             pass

@@ -1,6 +1,7 @@
 """The whole spine end to end through the real CLI: local executor, tiny models, store, MLflow."""
 
 import io
+import json
 import os
 import signal
 import subprocess
@@ -84,6 +85,13 @@ def test_mlflow_has_one_run_per_model_and_benchmark(finished_study) -> None:
     assert rpt_arith.data.params["model_source"] == "pretrain job"
     assert len(rpt_arith.data.params["revision"]) == 16
     assert rpt_arith.data.metrics["n_samples"] == 8
+    # how the samples were generated: each generate manifest's runtime, as tags (2 shards, one engine)
+    tags = rpt_arith.data.tags
+    assert tags["generation.engine.backend"] == "hf@1" and tags["generation.engine.device"].startswith("cpu")
+    assert json.loads(tags["generation.sampling"])["temperature"] == 0.8
+    generate = [g for g in store.glob("generations/*/MANIFEST.json")]
+    runtime = json.loads(generate[0].read_text())["runtime"]
+    assert runtime["engine.backend"] == "hf@1" and json.loads(runtime["sampling"])["n"] == 2
     artifacts = {a.path for a in client.list_artifacts(parents[0].info.run_id, "report")}
     assert "report/report.html" in artifacts
 

@@ -126,7 +126,9 @@ def test_registered_backend_without_its_package_names_the_extra(
     monkeypatch.setitem(generation.NEEDS, "vllm", Needs(("rpt_transfer_no_such_module",), "gpu"))
     monkeypatch.setitem(trainers.TRAINERS, "openrlhf", trainers.TRAINERS["trl"])
     monkeypatch.setitem(trainers.NEEDS, "openrlhf", Needs(("rpt_transfer_no_such_module",), "train"))
-    study = interventional(tmp_path / "store", trainer="openrlhf", resources={"backend": "vllm"})
+    study = interventional(
+        tmp_path / "store", trainer="openrlhf", resources={"backend": "vllm", "gpus_per_job": 1}
+    )
     result = call_cli(capsys, "validate", str(write_study(tmp_path / "s.yaml", study)))
     assert result.returncode == 2
     lines = error_lines(result.stderr)

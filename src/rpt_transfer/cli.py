@@ -62,18 +62,39 @@ def plan(
         bool, typer.Option("--json", help="Print the plan's URI, {id, key} items per stage, each job's deps.")
     ] = False,
     kind: Annotated[str | None, typer.Option(help="With --json: only this stage's list of items.")] = None,
+    estimate: Annotated[
+        bool,
+        typer.Option(
+            "--estimate",
+            help="Print prompts, samples, tokens and GPU-hours per model, with sources (--json: as JSON).",
+        ),
+    ] = False,
 ) -> None:
-    """Print the study's job DAG and its counts (jobs, prompts, samples)."""
+    """Print the study's job DAG and its counts (jobs, prompts, samples), or with --estimate its cost."""
     from rpt_transfer.plan import STAGES
     from rpt_transfer.runner import load_and_resolve
 
     loaded = load_and_resolve(study_file, check_store=False)
     the_plan = loaded.plan()
+    if estimate:  # checked before --json: `--estimate --json` prints the estimate as JSON
+        from rpt_transfer.estimate import estimate_plan
+        from rpt_transfer.estimate_view import print_estimate
+
+        if kind is not None:
+            raise RptError(f"--kind {kind!r}: it selects from the plan's --json, not from --estimate")
+        costs = estimate_plan(the_plan, loaded.study, loaded.store)
+        if as_json:
+            sys.stdout.write(json.dumps(costs.to_json(), indent=1) + "\n")
+        else:
+            print_estimate(costs, out)
+        return
     if as_json:
         payload = the_plan.fanout()
-        if kind is not None:
+        if kind == "groups":  # a model with its generate jobs per item: one GPU pod each
+            payload = payload["groups"]
+        elif kind is not None:
             if kind not in STAGES:
-                raise RptError(f"--kind {kind!r}: accepted: {', '.join(STAGES)}")
+                raise RptError(f"--kind {kind!r}: accepted: {', '.join(STAGES)}, groups")
             payload = payload["stages"][kind]
         sys.stdout.write(json.dumps(payload, indent=1) + "\n")
         return
@@ -140,19 +161,37 @@ def report(
 
 @job_app.command("run")
 def job_run(
-    job_id: Annotated[str, typer.Argument(help="Job id from the plan.", show_default=False)],
+    job_ids: Annotated[
+        list[str], typer.Argument(help="Job id(s) from the plan, run in this order.", show_default=False)
+    ],
     plan_uri: Annotated[
         str, typer.Option("--plan", help="A plan's URI (as `prepare` prints) or a path.", show_default=False)
     ],
 ) -> None:
-    """Run one job; exits at once when its manifest already exists."""
-    from rpt_transfer.jobs import run_job
+    """Run jobs of a plan in one process; a job whose manifest exists is skipped at once.
+
+    Generate jobs of one model, backend and engine settings share one loaded model. One id fails as any
+    command does (a user error: one `error:` line, exit 2). Several ids: every id is checked first (exit 2),
+    a failed job does not stop the others, each job gets a line (done, already done, failed: why) and the
+    exit code is 1 if any failed.
+    """
+    import traceback
+
+    from rpt_transfer.jobs import Ran, run_job, run_jobs
     from rpt_transfer.runner import read_plan
 
-    manifest = run_job(read_plan(plan_uri), job_id)
-    err.print(
-        f"job {job_id}: " + ("already done" if manifest is None else f"done, {len(manifest.objects)} objects")
-    )
+    plan, ids = read_plan(plan_uri), list(dict.fromkeys(job_ids))
+    if len(ids) == 1:
+        err.print(Ran(plan.job(ids[0]), manifest=run_job(plan, ids[0])).line, markup=False)
+        return
+    results = run_jobs(plan, ids)
+    for result in results:  # a bug in one job: its traceback goes to the log, above the lines
+        if result.error is not None and not isinstance(result.error, RptError):
+            sys.stderr.write("".join(traceback.format_exception(result.error)))
+    for result in results:
+        err.print(result.line, markup=False)
+    if any(result.error is not None for result in results):
+        raise typer.Exit(1)
 
 
 @benchmarks_app.command("list")

@@ -94,11 +94,26 @@ class Plan(BaseModel):
             "samples": samples,
         }
 
+    def groups(self) -> list[list[Job]]:
+        """Generate jobs by `group_key`: each group in plan order, groups in the order of their first job."""
+        by_key: dict[str, list[Job]] = {}
+        for job in self.jobs:
+            key = group_key(job)
+            if key is not None:
+                by_key.setdefault(key, []).append(job)
+        return list(by_key.values())
+
     def fanout(self, store_uri: str | None = None) -> dict[str, Any]:
-        """What an Argo workflow needs to fan out: the plan's URI, small `{id, key}` items per stage, deps.
+        """What an Argo workflow needs to fan out: the plan's URI, `{id, key}` items per stage, deps, groups.
 
         `deps` gives every job's dependencies by id; some lie within one stage (a tiny model built on
         another), so a stage's items are listed dependencies first.
+
+        `groups` gives each GPU pod one model: one item per `group_key`, in plan order,
+        `{"model": name, "backend": "vllm", "gpus": 2, "jobs": [ids in plan order], "deps": [ids]}`:
+        `gpus` is the study's `gpus_per_job` (vLLM's tensor parallel size; 0 or 1 for hf, 0 for openai),
+        `deps` the union of its jobs' dependencies (none lies within a group). A pod runs
+        `rpt-transfer job run ID [ID ...] --plan PLAN` with the group's jobs and loads the model once.
         """
         return {
             "study": self.study,
@@ -107,6 +122,7 @@ class Plan(BaseModel):
                 kind: [{"id": j.id, "key": j.key} for j in self.jobs if j.kind == kind] for kind in STAGES
             },
             "deps": {job.id: job.deps for job in self.jobs},
+            "groups": [_group_item(jobs) for jobs in self.groups()],
         }
 
     def to_json(self) -> str:
@@ -117,6 +133,48 @@ class Plan(BaseModel):
     def key(self) -> str:
         """Store key of this plan: named by the hash of its own text, so it never has to change."""
         return plan_key(self.study, content_digest(self.to_json().encode()))
+
+
+def engine_options(context: dict[str, Any]) -> dict[str, Any]:
+    """The backend's settings as the plan put them in a generate job's context.
+
+    Plans made before `engine` existed carry only the hf batch size.
+    """
+    if "engine" in context:
+        return dict(context["engine"])
+    return {"batch_size": context.get("batch_size", 16)}
+
+
+def group_key(job: Job) -> str | None:
+    """Generate jobs with equal keys can share one loaded backend; None for other kinds.
+
+    The key is what loading depends on: the model reference, backend, prompt mode and engine settings.
+    The `job run` process cache, the local executor and `Plan.fanout` all group by this one function.
+    """
+    if job.kind != "generate":
+        return None
+    inputs = job.inputs
+    return short_hash(
+        {
+            "model": inputs["model"],
+            "backend": inputs["backend"],
+            "prompt_mode": inputs["prompt_mode"],
+            "engine": engine_options(job.context),
+        }
+    )
+
+
+def _group_item(jobs: list[Job]) -> dict[str, Any]:
+    """One group of `Plan.fanout`: few bytes per job, for an Argo `withParam`."""
+    first, ids = jobs[0], [job.id for job in jobs]
+    inside = set(ids)
+    return {
+        "model": first.context["model"],
+        "backend": first.inputs["backend"],
+        "gpus": int(first.context.get("gpus", engine_options(first.context).get("tensor_parallel_size", 0))),
+        "jobs": ids,
+        "deps": sorted({dep for job in jobs for dep in job.deps if dep not in inside}),
+    }
 
 
 def content_digest(data: bytes) -> str:

@@ -11,7 +11,7 @@ from rpt_transfer.benchmarks import BenchmarkSpec
 from rpt_transfer.benchmarks.sources import NoData
 from rpt_transfer.errors import PlanError, RptError
 from rpt_transfer.generation.base import backend_version
-from rpt_transfer.hashing import short_hash
+from rpt_transfer.model_defaults import ModelDefaults, read_model_defaults
 from rpt_transfer.plan import (
     REPORT_VERSION,
     RPT_TRAINER_VERSION,
@@ -35,8 +35,10 @@ class _Planner:
     each distinct one once per plan; ids carry the commit, the context the name the spec wrote.
     """
 
-    def __init__(self, study: ObservationalStudy | InterventionalStudy) -> None:
+    def __init__(self, study: ObservationalStudy | InterventionalStudy, store_uri: str = "") -> None:
         self.study = study
+        self.store_uri = store_uri
+        self.defaults: dict[str, ModelDefaults] = {}
         self.jobs: dict[str, Job] = {}
         self.model_refs: dict[str, tuple[dict[str, Any], list[str]]] = {}
         self.hub = Resolver()
@@ -80,6 +82,40 @@ class _Planner:
             assert isinstance(study, InterventionalStudy)
             name = study.base
         return study.models[name].prompt_mode
+
+    def sampling_defaults(self, name: str) -> ModelDefaults | None:
+        """The model's own sampling defaults when the study asks for them (`sampling_defaults: model`).
+
+        A trained model has its base model's: trainers keep the base's generation_config.json.
+        """
+        if self.study.sampling_defaults != "model":
+            return None
+        study = self.study
+        source = study.base if isinstance(study, InterventionalStudy) and name in self.train_runs() else name
+        if source not in self.defaults:
+            ref, _ = self.model_ref(source)
+            self.defaults[source] = read_model_defaults(source, study.models[source], ref, self.store_uri)
+        return self.defaults[source]
+
+    def engine(self, name: str) -> dict[str, Any]:
+        """The backend's settings for one model's generate jobs: in their context, not their ids.
+
+        Jobs with equal (model, backend, prompt mode, engine) share one loaded backend in a pod.
+        """
+        resources = self.study.resources
+        if resources.backend == "vllm":
+            return {"tensor_parallel_size": resources.gpus_per_job, **resources.vllm.model_dump(mode="json")}
+        if resources.backend == "openai":
+            settings = resources.openai.model_dump(mode="json")
+            model = self.study.models.get(name)
+            endpoint = model.endpoint if model is not None else None
+            served = (endpoint.model if endpoint else None) or settings["model"]
+            return {
+                **settings,
+                "base_url": (endpoint.base_url if endpoint else None) or settings["base_url"],
+                "model": served or (model.hub if model is not None and model.hub else name),
+            }
+        return {"batch_size": resources.batch_size}
 
     def _train(self, run: TrainSpec) -> tuple[dict[str, Any], list[str]]:
         study = self.study
@@ -149,7 +185,9 @@ class _Planner:
     def evaluate(self, name: str, bench: BenchmarkSpec, tags: dict[str, str]) -> Job:
         """Generate jobs (one per shard) and the score job of one model on one benchmark."""
         ref, model_deps = self.model_ref(name)
-        sampling = self.study.sampling_for(bench.name, bench.repeats)
+        defaults = self.sampling_defaults(name)
+        sampling = self.study.sampling_for(bench.name, bench.repeats, defaults.values if defaults else None)
+        resources = self.study.resources
         options = self.study.benchmark_options.get(bench.name)
         identity = self.bench_identity(bench, options)
         size = bench.size(self.study.limit, options)
@@ -164,12 +202,21 @@ class _Planner:
                 "prompt_mode": self.prompt_mode(name),
                 "benchmark": identity,
                 "limit": self.study.limit,
-                "sampling": sampling.model_dump(mode="json"),
+                "sampling": sampling.identity(),
                 "shard": {"index": shard, "count": shards, "start": start, "stop": stop},
-                "backend": self.study.resources.backend,
-                "backend_version": backend_version(self.study.resources.backend),  # engines: recorded only
+                "backend": resources.backend,
+                "backend_version": backend_version(resources.backend),  # engines: recorded only
             }
-            shard_context = {**context, "items": stop - start, "batch_size": self.study.resources.batch_size}
+            if resources.backend == "vllm":  # what it samples depends on these; the rest is recorded only
+                inputs["engine"] = resources.vllm.identity()
+            shard_context = {
+                **context,
+                "items": stop - start,
+                "engine": self.engine(name),
+                "gpus": resources.gpus_per_job,
+            }
+            if defaults is not None:
+                shard_context["sampling_defaults"] = defaults.provenance()
             generate_ids.append(
                 self.add(make_job("generate", inputs, model_deps, shard_context, self.study.study)).id
             )
@@ -222,7 +269,7 @@ def make_plan(
     study: ObservationalStudy | InterventionalStudy, store_uri: str, tracking_uri: str | None
 ) -> Plan:
     """The plan of a study: pretrain, train, generate, score and aggregate jobs with their edges."""
-    planner = _Planner(study)
+    planner = _Planner(study, store_uri)
     bench_list = benchmarks.expand(study.benchmarks)
     pairs = study_pairs(study)
     model_names = list(dict.fromkeys(name for pair in pairs for name in (pair.base, pair.rpt)))
@@ -237,6 +284,8 @@ def make_plan(
         "pairs": [pair.model_dump(mode="json") for pair in pairs],
         "report": REPORT_VERSION,
     }
+    if study.sampling_defaults != "spec":  # the report says where each model's sampling came from
+        inputs["sampling_defaults"] = study.sampling_defaults
     context = {
         "study": study.study,
         "kind": study.kind,
@@ -247,7 +296,7 @@ def make_plan(
     ordered = sorted(planner.jobs.values(), key=lambda job: STAGES.index(job.kind))
     return Plan(
         study=study.study,
-        spec_sha=short_hash(study.model_dump(mode="json")),
+        spec_sha=study.digest(),
         store=store_uri,
         tracking_uri=tracking_uri,
         jobs=_topological(ordered),

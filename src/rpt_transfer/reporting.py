@@ -74,7 +74,7 @@ def _load(path: Path) -> tuple[Plan, Store, list[str]]:
     store = spec.store
     plan = current_plan(store, spec.study.study)
     warnings = []
-    if plan.spec_sha != short_hash(spec.study.model_dump(mode="json")):  # as make_plan; no Hub needed
+    if plan.spec_sha != spec.study.digest():  # as make_plan; no Hub needed
         warnings.append(
             f"the stored plan was made from another version of {path} (or of rpt-transfer); the report "
             "shows the stored plan's jobs (run the study again to bring it up to date)"

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from rpt_transfer.benchmarks import Domain
 from rpt_transfer.errors import SpecError
 from rpt_transfer.generation.base import PromptMode, SamplingParams
+from rpt_transfer.hashing import short_hash
 from rpt_transfer.spec_checks import benchmark_name_problems, cross_check, non_finite, one_line, pydantic_line
 from rpt_transfer.training.config import TrainerName, TrainHyper, TrainSpec, merged_hyper
 
@@ -25,7 +26,7 @@ SEED_MAX = 2**32 - 1
 """Largest seed of a tiny model: numpy (under TRL and transformers) takes no larger one."""
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 """libyaml's safe loader where PyYAML has it (seven times faster), else PyYAML's own: plain data only."""
-BackendName = Literal["hf", "vllm"]
+BackendName = Literal["hf", "vllm", "openai"]
 """Generation backends the spec language names; `runnable` asks the registry which this installation has."""
 
 
@@ -54,6 +55,15 @@ class TinyRecipe(_Strict):
     """Number of transformer blocks."""
 
 
+class Endpoint(_Strict):
+    """An OpenAI-compatible server (`vllm serve`, SGLang, `transformers serve`, a hosted API)."""
+
+    base_url: str | None = Field(default=None, pattern=r"^https?://[^\s/?#]+(/[^\s?#]*)?$")
+    """API root including `/v1`, e.g. `http://qwen-rl:8000/v1`."""
+    model: str | None = Field(default=None, min_length=1)
+    """The model name the server knows (`--served-model-name`); default: the Hub id, else the model's name."""
+
+
 class ModelSpec(_Strict):
     """Where a model's weights come from: exactly one of `hub`, `path` or `tiny`."""
 
@@ -67,6 +77,8 @@ class ModelSpec(_Strict):
     """A tiny model built by the project (smoke study, tests)."""
     prompt_mode: PromptMode = "chat"
     """`chat`: apply the tokenizer's chat template; `raw`: send the prompt text as it is."""
+    endpoint: Endpoint | None = None
+    """Backend `openai`: this model's own server or served name, over `resources.openai`."""
 
     @model_validator(mode="after")
     def _one_source(self) -> "ModelSpec":
@@ -106,6 +118,8 @@ class SamplingOverride(_Strict):
     """Sampling temperature; 0 is greedy."""
     top_p: float | None = Field(default=None, gt=0, le=1)
     """Nucleus sampling mass."""
+    top_k: int | None = Field(default=None, ge=0)
+    """Sample from the k most likely tokens; 0 is off."""
     max_tokens: int | None = Field(default=None, ge=1)
     """Most new tokens per sample."""
     n: int | None = Field(default=None, ge=1)
@@ -116,17 +130,62 @@ class SamplingOverride(_Strict):
     """Stop strings."""
 
 
+class VllmEngine(_Strict):
+    """vLLM engine settings (backend `vllm`).
+
+    dtype and max_model_len enter generate job ids; the rest is recorded in every manifest and row (they
+    change speed and memory, not what is sampled).
+    """
+
+    gpu_memory_utilization: float = Field(default=0.9, gt=0, le=1)
+    """Fraction of each GPU's memory vLLM may take for weights and KV cache."""
+    max_model_len: int | None = Field(default=None, ge=16)
+    """Longest prompt plus completion in tokens; None: the model's own context length."""
+    dtype: Literal["auto", "bfloat16", "float16", "float32"] = "auto"
+    """Weights and activations; `auto` takes the checkpoint's (bf16 for most current models)."""
+    enforce_eager: bool = False
+    """Skip CUDA graph capture: slower decoding, faster start and less memory."""
+    enable_prefix_caching: bool = True
+    """Reuse the KV cache of shared prompt prefixes (every sample of one item shares its prompt)."""
+    batch_invariant: bool = False
+    """Set VLLM_BATCH_INVARIANT=1 (beta; compute capability 8.0+): a sample's tokens do not depend on the
+    batch it ran in, on the same hardware and vLLM version."""
+
+    def identity(self) -> dict[str, Any]:
+        """The settings that change what is sampled (dtype, max_model_len), for generate job ids."""
+        return {"dtype": self.dtype, "max_model_len": self.max_model_len}
+
+
+class OpenAISettings(Endpoint):
+    """Backend `openai`: the default server of every model, the client's limits and where the key lives."""
+
+    api_key_env: str | None = Field(default="OPENAI_API_KEY", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    """Environment variable holding the API key (never stored, logged or sent to MLflow); null: no key."""
+    concurrency: int = Field(default=8, ge=1, le=1024)
+    """Requests in flight at once, per generate job."""
+    timeout_s: float = Field(default=600.0, gt=0, le=86_400)
+    """Seconds one request may take before it counts as failed (and is retried)."""
+    max_retries: int = Field(default=6, ge=0, le=20)
+    """Retries of a request after 429, 5xx, a dropped connection or a timeout; never after other 4xx."""
+
+
 class Resources(_Strict):
-    """How generation jobs are cut and placed."""
+    """How generation jobs are cut, placed and run."""
 
     shards: int = Field(default=1, ge=1, le=1024)
     """Generation jobs per (model, benchmark); items are split into contiguous shards."""
     gpus_per_job: int = Field(default=0, ge=0, le=8)
-    """GPUs each generation job requests on a cluster (0 locally)."""
+    """GPUs each generation job requests on a cluster (0 locally); vLLM's tensor parallel size."""
     backend: BackendName = "hf"
-    """Generation backend: `hf` (transformers, CPU or one GPU) or `vllm` (GPU cluster)."""
+    """Generation backend: `hf` (transformers, CPU or one GPU), `vllm` (GPU pods) or `openai` (a server)."""
     batch_size: int = Field(default=16, ge=1, le=4096)
     """Prompts per forward batch for the `hf` backend."""
+    vllm: VllmEngine = VllmEngine()
+    """Engine settings of the `vllm` backend."""
+    openai: OpenAISettings = OpenAISettings()
+    """Server and client settings of the `openai` backend."""
+    expected_completion_tokens: int | None = Field(default=None, ge=1)
+    """Mean completion length that `plan --estimate` assumes for models without finished generate jobs."""
 
 
 class ScoringSpec(_Strict):
@@ -160,6 +219,9 @@ class _StudyBase(_Strict):
     """Evaluate only the first `limit` items of each benchmark (quick runs)."""
     sampling: SamplingParams = SamplingParams()
     """Sampling for every benchmark."""
+    sampling_defaults: Literal["spec", "model"] = "spec"
+    """`model`: temperature, top_p and top_k come from each model's generation_config.json where it sets
+    them (resolved at plan time, so the numbers enter job ids); `spec`: `sampling` for every model."""
     overrides: dict[str, SamplingOverride] = {}
     """Benchmark name -> sampling changes for that benchmark."""
     benchmark_options: dict[str, dict[str, Any]] = {}
@@ -169,11 +231,27 @@ class _StudyBase(_Strict):
     scoring: ScoringSpec = ScoringSpec()
     """How score jobs treat samples they cannot score here (missing toolchains)."""
 
-    def sampling_for(self, benchmark: str, repeats: int = 1) -> SamplingParams:
-        """Sampling for one benchmark: the study's, its repeats unless the study sets n, then its override."""
+    def digest(self) -> str:
+        """Hash of the spec's content: a plan's `spec_sha`.
+
+        Fields at their defaults are left out, so a field added later with a default does not make every
+        stored plan look made from another spec.
+        """
+        return short_hash(self.model_dump(mode="json", exclude_defaults=True))
+
+    def sampling_for(
+        self, benchmark: str, repeats: int = 1, model_defaults: dict[str, Any] | None = None
+    ) -> SamplingParams:
+        """Sampling for one benchmark.
+
+        The study's, with the benchmark's repeats unless the study sets n, then the model's own defaults
+        (`sampling_defaults: model`), then the benchmark's override.
+        """
         sampling = self.sampling
         if "n" not in sampling.model_fields_set:
             sampling = sampling.model_copy(update={"n": repeats})
+        if model_defaults:
+            sampling = SamplingParams.model_validate({**sampling.model_dump(), **model_defaults})
         override = self.overrides.get(benchmark)
         if override is not None:
             sampling = sampling.model_copy(update=override.model_dump(exclude_none=True))

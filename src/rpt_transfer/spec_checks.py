@@ -126,11 +126,81 @@ def cross_check(study: "ObservationalStudy | InterventionalStudy") -> list[str]:
                 problems.append(f"{where}: not a benchmark of this study; accepted: {names(known)}")
     problems += _check_options(study, known)
     problems += _check_models(study)
+    problems += _check_resources(study, known)
     if study.kind == "observational":
         problems += _check_pairs(study)
     else:
         problems += _check_training(study)
     return problems
+
+
+def _check_resources(study: "ObservationalStudy | InterventionalStudy", known: set[str]) -> list[str]:
+    """Engine settings that fit the chosen backend: GPUs, context length, a server for every model."""
+    resources = study.resources
+    backend = resources.backend
+    problems = []
+    for section in ("vllm", "openai"):
+        if section != backend and getattr(resources, section).model_fields_set:
+            problems.append(
+                f"resources.{section}: settings of backend {section}, but resources.backend is {backend!r}; "
+                f"accepted: remove them or set resources.backend: {section}"
+            )
+    if backend == "vllm" and resources.gpus_per_job < 1:
+        problems.append(
+            "resources.gpus_per_job: the vllm backend runs on GPUs and uses this as its tensor parallel "
+            "size (got 0); accepted: 1 to 8"
+        )
+    if backend == "openai" and resources.gpus_per_job > 0:
+        problems.append(
+            f"resources.gpus_per_job: the openai backend runs no model here, its server does "
+            f"{got(resources.gpus_per_job)}; accepted: 0"
+        )
+    if backend == "hf" and resources.gpus_per_job > 1:
+        problems.append(
+            f"resources.gpus_per_job: the hf backend uses at most one GPU {got(resources.gpus_per_job)}; "
+            "accepted: 0 or 1, or resources.backend: vllm for tensor parallelism"
+        )
+    limit = resources.vllm.max_model_len
+    if backend == "vllm" and limit is not None:
+        longest = {
+            name: study.sampling_for(name, benchmarks.get_benchmark(name).repeats).max_tokens
+            for name in known
+        }
+        worst = max(longest.values(), default=0)
+        if worst >= limit:
+            over = sorted(name for name, tokens in longest.items() if tokens >= limit)
+            problems.append(
+                f"resources.vllm.max_model_len: leaves no room for a prompt beside max_tokens {worst} (of "
+                f"{', '.join(over)}) {got(limit)}; accepted: more than {worst}, or null for the model's own"
+            )
+    for name, model in study.models.items():
+        if model.endpoint is not None and backend != "openai":
+            problems.append(
+                f"models.{name}.endpoint: a server for backend openai, but resources.backend is "
+                f"{backend!r}; accepted: remove it or set resources.backend: openai"
+            )
+    serverless = [name for name in _evaluated(study) if _server_of(study, name) is None]
+    if backend == "openai" and serverless:  # one line for all: the study-wide URL fixes every one
+        problems.append(
+            f"resources.openai.base_url: backend openai needs a server for models {', '.join(serverless)}; "
+            "accepted: an http(s) URL ending in /v1 here, or in models.<name>.endpoint.base_url"
+        )
+    return problems
+
+
+def _evaluated(study: "ObservationalStudy | InterventionalStudy") -> list[str]:
+    """Models that get generate jobs: those of the pairs, or the base and every trained model."""
+    if study.kind == "interventional":
+        return [study.base, *(run.name for run in study.train)]
+    named = (name for pair in study.pairs for name in (pair.rpt, pair.base))
+    return [name for name in dict.fromkeys(named) if name in study.models]  # others: _check_pairs
+
+
+def _server_of(study: "ObservationalStudy | InterventionalStudy", name: str) -> str | None:
+    """The base URL backend openai sends a model's requests to: its own endpoint's, else the study's."""
+    model = study.models.get(name)  # a model the study trains has no entry: the study's server serves it
+    endpoint = model.endpoint if model is not None else None
+    return (endpoint.base_url if endpoint else None) or study.resources.openai.base_url
 
 
 def _check_pairs(study: "ObservationalStudy") -> list[str]:

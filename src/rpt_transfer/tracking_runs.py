@@ -7,11 +7,17 @@ may rename (study, model, pair, base model, domain labels) is a tag or the run n
 current spec on every write. The live jobs and `track sync` both build runs from these functions.
 """
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rpt_transfer.jobs.models import model_source
 from rpt_transfer.plan import Job, Plan
 
+if TYPE_CHECKING:
+    from rpt_transfer.store import Store
+
+_TAG_LIMIT = 5000
+"""Longest tag value written (MLflow takes 8000 characters; the effective sampling of many shards could
+exceed it)."""
 _NOT_SAMPLING = ("model", "benchmark", "shard")
 """Generate inputs that are not evaluation settings: the model and benchmark have params of their own,
 and the shard differs between a score job's generate jobs."""
@@ -55,6 +61,23 @@ def score_tags(plan: Plan, job: Job) -> dict[str, str]:
         if model in (pair["rpt"], pair["base"])
     ]
     return {**job.context["tags"], "study": plan.study, "pairs": ",".join(sorted(pairs))}
+
+
+def generation_tags(store: "Store", plan: Plan, job: Job) -> dict[str, str]:
+    """Tags of a score job's run saying how its samples were generated, from the generate manifests.
+
+    Each manifest's `runtime` (engine versions, GPU, settings, the sampling sent) under `generation.`;
+    distinct values of the shards are joined by ` | `. Tags, not params: they describe the run that
+    happened, not its inputs, and a re-run on another GPU of a job whose manifest was lost may differ.
+    """
+    values: dict[str, list[str]] = {}
+    for dep in job.deps:
+        manifest = store.manifest(plan.job(dep).key)
+        for key, value in (manifest.runtime if manifest is not None else {}).items():
+            seen = values.setdefault(f"generation.{key}", [])
+            if value not in seen:
+                seen.append(value)
+    return {key: " | ".join(found)[:_TAG_LIMIT] for key, found in sorted(values.items())}
 
 
 def score_run_name(job: Job) -> str:

@@ -33,6 +33,7 @@ from rpt_transfer.store import Store
 from rpt_transfer.tracking import PARENT_TAG, Tracker, open_tracker
 from rpt_transfer.tracking_claims import CLAIM_TAG, PENDING, RunClaims, claims_prefix
 from rpt_transfer.tracking_runs import (
+    generation_tags,
     score_params,
     score_run_name,
     score_tags,
@@ -127,6 +128,7 @@ def sync_score(
 ) -> str:
     """The run of one finished score job: params, tags, and its summary metrics (read from the store)."""
     run = _job_run(tracker, plan, job, parent_run_id, "result")
+    tracker.set_tags(run.info.run_id, generation_tags(store, plan, job))
     tracker.log_metrics(run, score_metrics(store, job) if metrics is None else metrics)
     tracker.set_status(run, "FINISHED")
     return run.info.run_id

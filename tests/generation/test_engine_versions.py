@@ -23,8 +23,8 @@ def ids(plan: Plan, kind: str) -> set[str]:
 
 def test_every_backend_has_a_version_of_its_own_code() -> None:
     assert set(BACKEND_VERSIONS) == set(BACKENDS)
-    with pytest.raises(RptError, match=r"'vllm' is not part of this installation; accepted: fake, hf"):
-        backend_version("vllm")
+    with pytest.raises(RptError, match=r"'sglang' is not part of this installation; accepted: fake, hf, "):
+        backend_version("sglang")
 
 
 def test_backend_code_version_is_in_generate_ids(monkeypatch: pytest.MonkeyPatch) -> None:

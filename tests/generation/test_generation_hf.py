@@ -7,22 +7,12 @@ import pytest
 from rpt_transfer.errors import RptError
 from rpt_transfer.generation import GenRequest, GenResult, SamplingParams, load_backend
 from rpt_transfer.generation.hf import HFBackend
-from rpt_transfer.tiny import TinyConfig, train_lm
-
-MAX_POSITIONS = 64
-
-
-def ask(request_id: str, content: str, seed: int = 0) -> GenRequest:
-    return GenRequest(request_id, [{"role": "user", "content": content}], seed)
+from tiny_generation import MAX_POSITIONS, REQUESTS, ask, train_arith_model
 
 
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A briefly trained model: peaked enough that greedy decoding has no near-ties."""
-    texts = [f"Q: {a}+{b}=?\nA: {a + b}" for a in range(15) for b in range(15)]
-    out = tmp_path_factory.mktemp("tiny-lm")
-    train_lm(texts, out, config=TinyConfig(layers=1, max_positions=MAX_POSITIONS), steps=60, seed=0)
-    return out
+    return train_arith_model(tmp_path_factory.mktemp("tiny-lm"))
 
 
 @pytest.fixture(scope="module")
@@ -33,15 +23,6 @@ def raw(model_dir: Path) -> HFBackend:
 @pytest.fixture(scope="module")
 def chat(model_dir: Path) -> HFBackend:
     return HFBackend(model_dir, "chat", device="cpu", batch_size=4)
-
-
-REQUESTS = [
-    ask("short", "Q: 3+4=?\nA:", seed=1),
-    ask("long", "Here is a sum.\nQ: 12+9=?\nA:", seed=2),
-    ask("mid", "Q: 10+11=?\nA:", seed=3),
-    ask("tiny", "Q:", seed=4),
-    ask("other", "Sum: Q: 7+7=?\nA:", seed=5),
-]
 
 
 def completions(results: list[GenResult]) -> list[tuple[str, str, str, int]]:
@@ -166,3 +147,18 @@ def test_cpu_threads_follow_available_cpus(model_dir: Path, monkeypatch: pytest.
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(previous)
+
+
+def test_top_k_one_samples_the_greedy_token(raw: HFBackend) -> None:
+    """top_k keeps the k likeliest tokens: with k = 1 any temperature decodes greedily; k = 0 is off."""
+    greedy = raw.generate(REQUESTS, SamplingParams(max_tokens=8))
+    top_one = raw.generate(REQUESTS, SamplingParams(max_tokens=8, temperature=5.0, top_k=1, seed=3))
+    assert completions(top_one) == completions(greedy)
+    hot = raw.generate(REQUESTS, SamplingParams(max_tokens=8, temperature=5.0, seed=3))
+    assert completions(hot) != completions(greedy)
+
+
+def test_top_k_off_leaves_job_ids_as_before() -> None:
+    """top_k 0 (off) is left out of the sampling identity, so ids planned before it existed stay put."""
+    assert "top_k" not in SamplingParams().identity()
+    assert SamplingParams(top_k=20).identity()["top_k"] == 20

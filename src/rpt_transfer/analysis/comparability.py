@@ -24,7 +24,10 @@ RECORDED = ("engine", "toolchain")
 NOT_RECORDED = "not recorded"
 """How rows stored before a column existed show in a warning (rows that have it show "recorded")."""
 
-NOTE_ONLY = ("prompt_mode", "backend")
+OWN_SAMPLING = "own_sampling"
+"""Prefix of the sampling keys a model took from its own generation_config.json (`sampling_defaults:
+model`): they differ between base and RPT by the study's design."""
+NOTE_ONLY = ("prompt_mode", "backend", *(f"{OWN_SAMPLING}.{k}" for k in ("temperature", "top_p", "top_k")))
 """Settings that may differ between base and RPT by design; named in a warning, cell kept."""
 
 Settings = Mapping[tuple[str, str], Mapping[str, Any]]

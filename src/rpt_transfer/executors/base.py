@@ -2,6 +2,7 @@
 
 import abc
 import enum
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,9 +34,10 @@ class Outcome:
     message: str = ""
 
 
-def job_argv(job_id: str, plan_uri: str) -> list[str]:
-    """The one command line that runs a job, locally or in an Argo pod."""
-    return ["rpt-transfer", "job", "run", job_id, "--plan", plan_uri]
+def job_argv(job_ids: str | Sequence[str], plan_uri: str) -> list[str]:
+    """The one command line that runs a job (or a group of generate jobs), locally or in an Argo pod."""
+    ids = [job_ids] if isinstance(job_ids, str) else list(job_ids)
+    return ["rpt-transfer", "job", "run", *ids, "--plan", plan_uri]
 
 
 class Executor(abc.ABC):

@@ -3,9 +3,14 @@
 Each job runs as `rpt-transfer job run ID --plan PLAN`, exactly as in an Argo pod, so a crash in one job
 cannot take the executor down, and a killed executor takes its jobs with it (Linux parent-death signal).
 A job whose manifest exists is not started again, which is all that resuming needs.
+
+The generate jobs of one group (`plan.group_key`: one model, backend and engine settings) run as one
+process, `rpt-transfer job run ID1 ID2 ... --plan PLAN`, so the model is loaded once for all of them, as
+in an Argo pod that is given the group. Each job still gets its own outcome.
 """
 
 import ctypes
+import math
 import os
 import signal
 import subprocess
@@ -13,6 +18,7 @@ import sys
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from pathlib import Path
 
 from rich.console import Console
@@ -35,23 +41,26 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
         ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
-def command(job_id: str, plan_uri: str) -> list[str]:
+def command(job_ids: str | Sequence[str], plan_uri: str) -> list[str]:
     """`job_argv` with `rpt-transfer` resolved to this interpreter's installation."""
-    argv = job_argv(job_id, plan_uri)
+    argv = job_argv(job_ids, plan_uri)
     script = Path(sys.executable).with_name("rpt-transfer")
     head = [str(script)] if script.exists() else [sys.executable, "-m", "rpt_transfer"]
     return head + argv[1:]
 
 
 class _Running:
-    """A job's process, the thread reading its progress lines, and its log."""
+    """One process running one job or a group's jobs, the thread reading its progress lines, and its log."""
 
-    def __init__(self, job: Job, plan_uri: str, log: Path, env: dict[str, str], progress: Progress) -> None:
-        self.job, self.log, self.started = job, log, time.monotonic()
-        self.task: TaskID = progress.add_task(_label(job), total=None)
+    def __init__(
+        self, jobs: list[Job], plan_uri: str, log: Path, env: dict[str, str], progress: Progress
+    ) -> None:
+        self.jobs, self.log, self.started = jobs, log, time.monotonic()
+        self.label = _label(jobs[0]) if len(jobs) == 1 else _group_label(jobs)
+        self.task: TaskID = progress.add_task(self.label, total=None)
         self._log_file = log.open("w", encoding="utf-8")
         self.process = subprocess.Popen(
-            command(job.id, plan_uri),
+            command([job.id for job in jobs], plan_uri),
             stdout=subprocess.PIPE,
             stderr=self._log_file,
             stdin=subprocess.DEVNULL,
@@ -64,23 +73,70 @@ class _Running:
 
     def _read(self, progress: Progress) -> None:
         assert self.process.stdout is not None
+        bar = _GroupBar(self.jobs) if len(self.jobs) > 1 else None
         for line in self.process.stdout:
             parsed = parse_progress(line)
             if parsed is None:
                 self._log_file.write(line)
                 continue
             done, total, label = parsed
-            progress.update(self.task, completed=done, total=total or None, description=_short(label))
+            if bar is None:
+                progress.update(self.task, completed=done, total=total or None, description=_short(label))
+            else:
+                progress.update(self.task, completed=bar.update(done, total, label), total=bar.total)
 
-    def finish(self) -> Outcome:
+    def finish(self, store: Store) -> list[Outcome]:
+        """Each job's outcome; a group's time is shared evenly among its jobs (the summary adds them up).
+
+        A lone job succeeded when its process did. In a group, a job's `failed:` line makes it failed, else
+        its manifest in the store makes it done (the process may have died before printing its lines).
+        """
         self.reader.join()
         self._log_file.close()
-        seconds = time.monotonic() - self.started
+        seconds = (time.monotonic() - self.started) / len(self.jobs)
         if self.process.returncode == 0:
-            return Outcome(self.job, JobState.DONE, seconds, self.log)
-        tail = deque(self.log.read_text(encoding="utf-8", errors="replace").splitlines(), maxlen=_TAIL_LINES)
+            return [Outcome(job, JobState.DONE, seconds, self.log) for job in self.jobs]
+        text = self.log.read_text(encoding="utf-8", errors="replace")
+        tail = deque(text.splitlines(), maxlen=_TAIL_LINES)
         last = next((line for line in reversed(tail) if line.strip()), f"exit code {self.process.returncode}")
-        return Outcome(self.job, JobState.FAILED, seconds, self.log, last.strip())
+        failed = _failed_lines(text)
+        grouped = len(self.jobs) > 1
+        return [
+            Outcome(job, JobState.DONE, seconds, self.log)
+            if grouped and job.id not in failed and store.is_done(job.key)
+            else Outcome(job, JobState.FAILED, seconds, self.log, failed.get(job.id, last.strip()))
+            for job in self.jobs
+        ]
+
+
+class _GroupBar:
+    """One bar for a group's jobs: the sum of their samples, as the jobs report them one after another.
+
+    A job's progress starts again from 0 (or under a new label) when the next job of the group begins.
+    """
+
+    def __init__(self, jobs: list[Job]) -> None:
+        self.total = sum(job.context.get("items", 0) * job.inputs["sampling"]["n"] for job in jobs) or None
+        self._finished = 0
+        self._current = (0, 0, "")
+
+    def update(self, done: int, total: int, label: str) -> int:
+        """Samples done over the whole group after one progress line of the current job."""
+        before_done, before_total, before_label = self._current
+        if label != before_label or done < before_done:
+            self._finished += before_total
+        self._current = (done, total, label)
+        return self._finished + done
+
+
+def _failed_lines(log_text: str) -> dict[str, str]:
+    """Job id → reason, from the `job ID: failed: why` lines that `job run ID ID ...` prints at its end."""
+    reasons = {}
+    for line in log_text.splitlines():
+        head, sep, reason = line.partition(": failed: ")
+        if sep and head.startswith("job ") and " " not in head[4:]:
+            reasons[head[4:]] = reason.strip()
+    return reasons
 
 
 def _label(job: Job) -> str:
@@ -91,12 +147,33 @@ def _label(job: Job) -> str:
     return _short(f"{job.kind} {what}")
 
 
+def _group_label(jobs: list[Job]) -> str:
+    """A group's bar: "generate base × 3 benchmarks" (and its job count when shards make it more)."""
+    benchmarks = len({job.context.get("benchmark") for job in jobs})
+    what = f"{benchmarks} benchmark{'s' if benchmarks != 1 else ''}"
+    if len(jobs) != benchmarks:
+        what += f", {len(jobs)} jobs"
+    return _short(f"{jobs[0].kind} {jobs[0].context.get('model', '')} × {what}")
+
+
+def _log_name(jobs: list[Job]) -> str:
+    """`<kind>-<id>.log` for a lone job, `generate-group-<first id>.log` for a group's process."""
+    first = jobs[0]
+    return f"{first.kind}-{first.id}.log" if len(jobs) == 1 else f"{first.kind}-group-{first.id}.log"
+
+
+def _split(jobs: list[Job], parts: int) -> list[list[Job]]:
+    """`jobs` in at most `parts` runs of consecutive jobs, as even as can be."""
+    size = math.ceil(len(jobs) / max(1, parts))
+    return [jobs[start : start + size] for start in range(0, len(jobs), size)]
+
+
 def _short(text: str, width: int = 48) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
 class LocalExecutor(Executor):
-    """Runs jobs as local subprocesses on a bounded pool, in dependency order."""
+    """Runs jobs as local subprocesses on a bounded pool, in dependency order (a group's in one process)."""
 
     def __init__(self, store: Store, workers: int, log_dir: Path, console: Console | None = None) -> None:
         self.store, self.workers, self.log_dir = store, max(1, workers), log_dir
@@ -106,6 +183,7 @@ class LocalExecutor(Executor):
         self.states: dict[str, JobState] = {}
         self.outcomes: dict[str, Outcome] = {}
         self.running: dict[str, _Running] = {}
+        self.units: list[list[Job]] = []
 
     def submit(self, plan: Plan, plan_uri: str) -> None:
         """Record the plan and mark jobs whose manifest exists as cached."""
@@ -115,6 +193,24 @@ class LocalExecutor(Executor):
             self.states[job.id] = JobState.CACHED if cached else JobState.PENDING
             if cached:
                 self.outcomes[job.id] = Outcome(job, JobState.CACHED)
+        self.units = self._units(plan)
+
+    def _units(self, plan: Plan) -> list[list[Job]]:
+        """What each process runs, in plan order: a group's pending generate jobs together, else one job.
+
+        With fewer groups than workers, each group is split into `workers // groups` runs of consecutive
+        jobs, so that workers do not idle behind one model. Each run loads the model once: more loads than
+        one per group, never more than one per job (as before groups), and decided once, at submit, so the
+        same plan and workers always give the same processes.
+        """
+        pending = {job.id for job in plan.jobs if self.states[job.id] is JobState.PENDING}
+        groups = [kept for group in plan.groups() if (kept := [job for job in group if job.id in pending])]
+        parts = max(1, self.workers // max(1, len(groups)))
+        units = [run for group in groups for run in _split(group, parts)]
+        grouped = {job.id for group in groups for job in group}
+        units += [[job] for job in plan.jobs if job.id in pending and job.id not in grouped]
+        order = {job.id: index for index, job in enumerate(plan.jobs)}
+        return sorted(units, key=lambda unit: order[unit[0].id])
 
     def status(self) -> dict[str, JobState]:
         """State of every job by id."""
@@ -158,23 +254,25 @@ class LocalExecutor(Executor):
         while True:
             self._block_dependents()
             progress.update(overall, completed=sum(s in FINISHED for s in self.states.values()))
-            for job in self._ready()[: self.workers - len(self.running)]:
-                self.states[job.id] = JobState.RUNNING
-                log = self.log_dir / f"{job.kind}-{job.id}.log"
-                self.running[job.id] = _Running(job, self.plan_uri, log, env, progress)
+            for jobs in self._ready()[: self.workers - len(self.running)]:
+                for job in jobs:
+                    self.states[job.id] = JobState.RUNNING
+                log = self.log_dir / _log_name(jobs)
+                self.running[jobs[0].id] = _Running(jobs, self.plan_uri, log, env, progress)
             if not self.running:
                 return
             self._reap(progress)
             time.sleep(0.05)
 
-    def _ready(self) -> list[Job]:
-        assert self.plan is not None
+    def _ready(self) -> list[list[Job]]:
+        """Units whose pending jobs (those not blocked meanwhile) have every dependency done."""
         ok = {JobState.DONE, JobState.CACHED}
-        return [
-            job
-            for job in self.plan.jobs
-            if self.states[job.id] is JobState.PENDING and all(self.states[d] in ok for d in job.deps)
-        ]
+        ready = []
+        for unit in self.units:
+            jobs = [job for job in unit if self.states[job.id] is JobState.PENDING]
+            if jobs and all(self.states[dep] in ok for job in jobs for dep in job.deps):
+                ready.append(jobs)
+        return ready
 
     def _block_dependents(self) -> None:
         assert self.plan is not None
@@ -185,18 +283,19 @@ class LocalExecutor(Executor):
                 self.outcomes[job.id] = Outcome(job, JobState.BLOCKED, message="a dependency failed")
 
     def _reap(self, progress: Progress) -> None:
-        for job_id, running in list(self.running.items()):
+        for unit_id, running in list(self.running.items()):
             if running.process.poll() is None:
                 continue
-            outcome = running.finish()
-            del self.running[job_id]
+            del self.running[unit_id]
             progress.remove_task(running.task)
-            self.states[job_id], self.outcomes[job_id] = outcome.state, outcome
-            mark = "[green]done[/]" if outcome.state is JobState.DONE else "[red]FAILED[/]"
-            detail = f": {outcome.message} (log: {outcome.log})" if outcome.message else ""
-            progress.console.print(
-                f"{mark} {_label(outcome.job)} [dim]{outcome.job.id}[/] {outcome.seconds:.1f}s{detail}"
-            )
+            for outcome in running.finish(self.store):
+                job_id = outcome.job.id
+                self.states[job_id], self.outcomes[job_id] = outcome.state, outcome
+                mark = "[green]done[/]" if outcome.state is JobState.DONE else "[red]FAILED[/]"
+                detail = f": {outcome.message} (log: {outcome.log})" if outcome.message else ""
+                progress.console.print(
+                    f"{mark} {_label(outcome.job)} [dim]{job_id}[/] {outcome.seconds:.1f}s{detail}"
+                )
 
     def _child_env(self) -> dict[str, str]:
         """Jobs report progress as JSON lines and share the available CPUs instead of each taking all of them.

@@ -44,14 +44,37 @@ def _load_hf(**kwargs: Any) -> GenerationBackend:
     return HFBackend(**kwargs)
 
 
+def _load_openai(**kwargs: Any) -> GenerationBackend:
+    """An OpenAI-compatible server (vLLM, SGLang, `transformers serve`, a hosted API) over HTTP."""
+    from rpt_transfer.generation.openai import OpenAIBackend
+
+    return OpenAIBackend(**kwargs)
+
+
+def _load_vllm(**kwargs: Any) -> GenerationBackend:
+    """The offline vLLM engine on one or more GPUs (vllm itself is imported when the backend is built)."""
+    from rpt_transfer.generation.vllm import VLLMBackend
+
+    return VLLMBackend(**kwargs)
+
+
 def _load_fake(**kwargs: Any) -> GenerationBackend:
     """Scripted completions for tests."""
     return FakeBackend(**kwargs)
 
 
-BACKENDS: dict[str, Callable[..., GenerationBackend]] = {"fake": _load_fake, "hf": _load_hf}
+BACKENDS: dict[str, Callable[..., GenerationBackend]] = {
+    "fake": _load_fake,
+    "hf": _load_hf,
+    "openai": _load_openai,
+    "vllm": _load_vllm,
+}
 """Backend name → loader; each loader imports its backend's libraries only when called."""
-NEEDS: dict[str, Needs] = {"hf": Needs(("torch", "transformers"))}
+NEEDS: dict[str, Needs] = {
+    "hf": Needs(("torch", "transformers")),
+    "openai": Needs(("httpx",)),
+    "vllm": Needs(("vllm",), extra="gpu"),
+}
 """Backend name → the packages its loader imports and the extra that installs them (e.g. vllm: `gpu`);
 `validate`, `plan` and `run` look them up, without importing, to refuse a backend this installation lacks."""
 

@@ -16,7 +16,7 @@ PromptMode = Literal["chat", "raw"]
 RAW_SEPARATOR = "\n\n"
 """What joins message contents in raw mode."""
 
-BACKEND_VERSIONS: dict[str, str] = {"fake": "1", "hf": "1"}
+BACKEND_VERSIONS: dict[str, str] = {"fake": "1", "hf": "1", "openai": "1", "vllm": "1"}
 """Version of our own code behind each backend (decode loop, seeding, stop handling, prompt rendering).
 
 It enters generate job ids with the backend's name: bump it when a change to that code can change a
@@ -34,6 +34,8 @@ class SamplingParams(BaseModel):
     """Softmax temperature; 0 means greedy decoding."""
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     """Nucleus sampling: keep the most likely tokens whose probabilities sum to at least this."""
+    top_k: int = Field(default=0, ge=0)
+    """Keep only the k most likely tokens before sampling; 0 is off (not in ids while off)."""
     max_tokens: int = Field(default=256, ge=1)
     """Most tokens generated per sample; reaching it ends the sample with finish reason `length`."""
     n: int = Field(default=1, ge=1)
@@ -42,6 +44,10 @@ class SamplingParams(BaseModel):
     """Run-level seed: callers fold it into each `GenRequest.seed`; APIs without per-request seeds use it."""
     stop: list[str] = Field(default_factory=list)
     """Stop strings: the completion is cut before the first one found, with finish reason `stop`."""
+
+    def identity(self) -> dict[str, object]:
+        """The fields for job ids; `top_k` only when on, so ids made before it existed stay the same."""
+        return self.model_dump(mode="json", exclude={"top_k"} if self.top_k == 0 else set())
 
 
 class GenRequest(NamedTuple):
@@ -74,6 +80,9 @@ class GenResult(NamedTuple):
     """Tokens generated, including the end-of-sequence token or the one that completed a stop string."""
     error: str | None = None
     """Why the sample failed, when `finish_reason` is `error`."""
+    transient: bool = False
+    """The failure may pass (a server overloaded or down after every retry): the generate job then
+    commits nothing and fails, so a later attempt generates the sample instead of scoring it 0."""
 
 
 class GenerationBackend(Protocol):

@@ -25,9 +25,9 @@ from rpt_transfer.generation.base import (
     SamplingParams,
     cut_at_stop,
     engine_label,
-    raw_prompt,
     sample_seed,
 )
+from rpt_transfer.generation.prompting import prompt_token_ids, render_prompt
 
 
 class _Row(NamedTuple):
@@ -100,9 +100,7 @@ class HFBackend:
 
     def prompt_text(self, messages: Sequence[dict[str, str]]) -> str:
         """Render the exact text sent for these messages in this backend's prompt mode."""
-        if self.prompt_mode == "raw":
-            return raw_prompt(messages)
-        return self.tokenizer.apply_chat_template(list(messages), add_generation_prompt=True, tokenize=False)
+        return render_prompt(self.tokenizer, messages, self.prompt_mode)
 
     def generate(
         self,
@@ -115,7 +113,7 @@ class HFBackend:
         rows: list[_Row] = []
         for index, request in enumerate(requests):
             text = self.prompt_text(request.messages)
-            ids = self.tokenizer(text, add_special_tokens=self.prompt_mode == "raw")["input_ids"]
+            ids = prompt_token_ids(self.tokenizer, text, self.prompt_mode)
             problem = self._prompt_problem(len(ids), params.max_tokens)
             for sample in range(params.n):
                 slot = index * params.n + sample
@@ -232,7 +230,7 @@ def _error(
 
 
 def _pick(logits: torch.Tensor, params: SamplingParams, generators: list[torch.Generator]) -> torch.Tensor:
-    """Next token per row: argmax at temperature 0, else top-p sampling by inverse CDF.
+    """Next token per row: argmax at temperature 0, else top-k and top-p sampling by inverse CDF.
 
     When sampling, every row draws exactly one uniform number per step from its own CPU generator,
     so its samples are the same in any batch and on any device (up to float noise in the probabilities).
@@ -242,6 +240,9 @@ def _pick(logits: torch.Tensor, params: SamplingParams, generators: list[torch.G
     uniforms = torch.stack([torch.rand((), generator=g) for g in generators]).to(logits.device)
     probs = torch.softmax(logits / params.temperature, dim=-1)
     sorted_probs, order = probs.sort(dim=-1, descending=True)
+    if 0 < params.top_k < sorted_probs.shape[-1]:  # top-p then applies to the kept tokens, renormalised
+        sorted_probs[:, params.top_k :] = 0.0
+        sorted_probs = sorted_probs / sorted_probs.sum(dim=-1, keepdim=True)
     if params.top_p < 1:
         before = sorted_probs.cumsum(dim=-1) - sorted_probs
         sorted_probs = sorted_probs.masked_fill(before >= params.top_p, 0.0)

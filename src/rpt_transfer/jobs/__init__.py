@@ -1,13 +1,16 @@
 """Job kinds: what `rpt-transfer job run` does for each. One runner for every executor."""
 
+import functools
 import importlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from rpt_transfer import settings
-from rpt_transfer.errors import JobError, WriteConflictError
+from rpt_transfer.errors import JobError, RptError, WriteConflictError
+from rpt_transfer.jobs.backends import BackendCache
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.progress import Progress
-from rpt_transfer.plan import Plan
+from rpt_transfer.plan import Job, Plan, group_key
 from rpt_transfer.store import Manifest, Store
 
 _MODULES = {
@@ -19,11 +22,12 @@ _MODULES = {
 }
 
 
-def run_job(plan: Plan, job_id: str) -> Manifest | None:
+def run_job(plan: Plan, job_id: str, backends: BackendCache | None = None) -> Manifest | None:
     """Run one job of the plan; None when its manifest already exists (nothing to do).
 
     The store and MLflow are where this machine's environment says (`settings.in_job`), else where the plan
-    recorded them; the job sees a plan carrying the addresses it really uses.
+    recorded them; the job sees a plan carrying the addresses it really uses. A generate job takes its
+    backend from `backends` when given, so a job already done loads nothing.
     """
     job = plan.job(job_id)
     store_uri, tracking_uri = settings.in_job(plan.store, plan.tracking_uri)
@@ -38,6 +42,8 @@ def run_job(plan: Plan, job_id: str) -> Manifest | None:
             f"job {job.id} ({job.kind}) needs {names} first; `rpt-transfer run` runs jobs in order"
         )
     runner: Callable[[JobContext], Manifest] = importlib.import_module(_MODULES[job.kind]).run
+    if backends is not None and job.kind == "generate":
+        runner = functools.partial(runner, backends=backends)
     try:
         return runner(JobContext(plan=plan, job=job, store=store, progress=Progress(f"{job.kind} {job.id}")))
     except WriteConflictError:
@@ -47,4 +53,57 @@ def run_job(plan: Plan, job_id: str) -> Manifest | None:
         raise
 
 
-__all__ = ["JobContext", "run_job"]
+@dataclass(frozen=True)
+class Ran:
+    """How one job of `job run` ended: with a manifest (done), none (already done), or an error."""
+
+    job: Job
+    manifest: Manifest | None = None
+    error: Exception | None = None
+
+    @property
+    def line(self) -> str:
+        """The job's one status line, as `job run` prints it (and the local executor reads it back)."""
+        if self.error is not None:
+            return f"job {self.job.id}: failed: {one_line(self.error)}"
+        if self.manifest is None:
+            return f"job {self.job.id}: already done"
+        return f"job {self.job.id}: done, {len(self.manifest.objects)} objects"
+
+
+def run_jobs(plan: Plan, job_ids: Sequence[str]) -> list[Ran]:
+    """Run several jobs of the plan in this process, in the order given; a failed job does not stop the rest.
+
+    Every id is looked up before anything runs (PlanError for one not in the plan). Generate jobs of one
+    group (`plan.group_key`) share one backend, loaded when the first of them really runs and released
+    after the last of them in the list, so give a group's jobs together (as the executors do): at most one
+    backend is held at a time, and a list that comes back to a group loads it again.
+    """
+    jobs = [plan.job(job_id) for job_id in dict.fromkeys(job_ids)]
+    last = {group_key(job): index for index, job in enumerate(jobs)}
+    backends = BackendCache()
+    results: list[Ran] = []
+    try:
+        for index, job in enumerate(jobs):
+            try:
+                results.append(Ran(job, manifest=run_job(plan, job.id, backends)))
+            except Exception as error:  # reported in the job's line; the next job may well succeed
+                results.append(Ran(job, error=error))
+            key = group_key(job)
+            if key is not None and last[key] == index:
+                backends.release(key)
+    finally:
+        backends.release()
+    return results
+
+
+def one_line(error: Exception) -> str:
+    """An error as one line: our own errors say it all; anything else also names its type."""
+    lines = str(error).strip().splitlines()
+    text = lines[0] if lines else ""
+    if isinstance(error, RptError) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+__all__ = ["JobContext", "Ran", "run_job", "run_jobs"]

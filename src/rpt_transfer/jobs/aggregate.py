@@ -20,9 +20,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from rpt_transfer.analysis import PairInfo, write_report
+from rpt_transfer.analysis.comparability import OWN_SAMPLING
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import SCORE_SCHEMA, from_parquet
+from rpt_transfer.model_defaults import FIELDS as MODEL_FIELDS
 from rpt_transfer.plan import Job, Plan
 from rpt_transfer.store import Manifest, Store, software_versions
 
@@ -78,12 +80,19 @@ def score_frame(ctx: JobContext) -> pd.DataFrame:
 
 
 def evaluation_settings(plan: Plan, score_jobs: Sequence[Job]) -> dict[tuple[str, str], dict[str, Any]]:
-    """Per (model, benchmark): how it was sampled, prompted and scored, as flat keys for comparison."""
+    """Per (model, benchmark): how it was sampled, prompted and scored, as flat keys for comparison.
+
+    Under `sampling_defaults: model` each model samples at its own temperature, top_p and top_k by the
+    study's design: those keys are `own_sampling.*`, which the report names when they differ but compares
+    anyway (`comparability.NOTE_ONLY`); the provenance names each model's values and their source.
+    """
     settings = {}
     for job in score_jobs:
-        generate = plan.job(job.deps[0]).inputs
+        generate_job = plan.job(job.deps[0])
+        generate = generate_job.inputs
+        own = set(MODEL_FIELDS) if "sampling_defaults" in generate_job.context else set()
         settings[(job.context["model"], job.context["benchmark"])] = {
-            **{f"sampling.{key}": value for key, value in generate["sampling"].items()},
+            **{f"{OWN_SAMPLING if k in own else 'sampling'}.{k}": v for k, v in generate["sampling"].items()},
             "limit": generate["limit"],
             "benchmark_version": job.inputs["benchmark"]["version"],
             "scorer": f"{job.inputs['scorer']['name']}@{job.inputs['scorer']['version']}",
@@ -110,12 +119,33 @@ def study_provenance(plan: Plan, aggregate: Job, score_jobs: Sequence[Job]) -> d
             bench: next(iter(set(by_model.values()))) if len(set(by_model.values())) == 1 else by_model
             for bench, by_model in sorted(sampling.items())
         },
+        **model_sampling(generate),
         "scorers": {
             job.context["benchmark"]: f"{job.inputs['scorer']['name']}@{job.inputs['scorer']['version']}"
             for job in score_jobs
         },
         "software": software_versions(),
     }
+
+
+def model_sampling(generate: Sequence[Job]) -> dict[str, dict[str, str]]:
+    """Per model, the values `sampling_defaults: model` took from its generation_config.json, and where.
+
+    As the plan recorded them, so the report says where each model's numbers came from; studies that
+    sample every model alike get nothing, so their reports stay as they were.
+    """
+    defaults = {
+        job.context["model"]: job.context["sampling_defaults"]
+        for job in generate
+        if "sampling_defaults" in job.context
+    }
+    if not defaults:
+        return {}
+    shown = {}
+    for model, found in sorted(defaults.items()):
+        values = ", ".join(f"{key}={value}" for key, value in found["values"].items())
+        shown[model] = f"{values} from {found['source']}" if values else f"none: {found['source']}"
+    return {"sampling_defaults": shown}
 
 
 def provenance(ctx: JobContext) -> dict:

@@ -3,11 +3,13 @@
 from rpt_transfer import benchmarks
 from rpt_transfer.benchmarks import BenchmarkSpec
 from rpt_transfer.errors import JobError
-from rpt_transfer.generation import GenerationBackend, GenRequest, SamplingParams, load_backend
+from rpt_transfer.generation import GenerationBackend, GenRequest, GenResult, SamplingParams, load_backend
 from rpt_transfer.hashing import canonical_json, sha256_hex, short_hash
+from rpt_transfer.jobs.backends import BackendCache
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.models import local_model_dir
 from rpt_transfer.jobs.rows import GENERATION_SCHEMA, to_parquet
+from rpt_transfer.plan import engine_options, group_key
 from rpt_transfer.store import Manifest
 
 PART = "part-00000.parquet"
@@ -33,18 +35,26 @@ def item_seed(base_seed: int, item_id: str) -> int:
 
 
 def load(ctx: JobContext) -> GenerationBackend:
-    """The plan's backend on the job's model, fetched into the local cache."""
+    """The plan's backend on the job's model: local weights fetched into the cache, or a server's address."""
     inputs = ctx.job.inputs
+    options = engine_options(ctx.job.context)
+    if inputs["backend"] == "openai":  # the server holds the weights
+        return load_backend("openai", prompt_mode=inputs["prompt_mode"], **options)
     return load_backend(
         inputs["backend"],
         model_path=local_model_dir(inputs["model"], ctx.plan, ctx.store),
         prompt_mode=inputs["prompt_mode"],
-        batch_size=ctx.job.context.get("batch_size", 16),
+        **options,
     )
 
 
-def run(ctx: JobContext, backend: GenerationBackend | None = None) -> Manifest:
-    """Generate completions for this shard and commit them; `backend` replaces the plan's (e.g. the fake)."""
+def run(
+    ctx: JobContext, backend: GenerationBackend | None = None, backends: BackendCache | None = None
+) -> Manifest:
+    """Generate completions for this shard and commit them; `backend` replaces the plan's (e.g. the fake).
+
+    `backends` shares one loaded backend among the jobs of a group run in one process (`job run ID ...`).
+    """
     inputs, context = ctx.job.inputs, ctx.job.context
     bench = benchmark_for(inputs["benchmark"])
     shard = inputs["shard"]
@@ -56,9 +66,13 @@ def run(ctx: JobContext, backend: GenerationBackend | None = None) -> Manifest:
         )
         for item in items
     ]
-    backend = backend or load(ctx)
+    if backend is None:
+        key = group_key(ctx.job)
+        assert key is not None
+        backend = backends.get(key, lambda: load(ctx)) if backends is not None else load(ctx)
     ctx.progress.start(len(requests) * params.n, f"generate {context['model']} × {bench.name}")
     results = backend.generate(requests, params, on_progress=ctx.progress.advance)
+    refuse_transient_failures(results)
     model_ref = canonical_json(inputs["model"])
     engine = canonical_json(backend.engine_versions())  # recorded, not in the id: see rows.py
     rows = [
@@ -83,4 +97,35 @@ def run(ctx: JobContext, backend: GenerationBackend | None = None) -> Manifest:
     ]
     with ctx.begin() as writer:
         writer.put_bytes(PART, to_parquet(rows, GENERATION_SCHEMA))
+        for key, value in reproducibility(backend, params).items():
+            writer.note_runtime(key, value)
         return writer.commit()
+
+
+def reproducibility(backend: GenerationBackend, params: SamplingParams) -> dict[str, str]:
+    """What a generate manifest's `runtime` records: the engine (versions, device, settings) and sampling.
+
+    A backend may state the sampling it really sent more fully than the plan (vLLM's `effective_sampling`).
+    """
+    runtime = {f"engine.{key}": str(value) for key, value in backend.engine_versions().items()}
+    effective = getattr(backend, "effective_sampling", None)
+    sampling = effective(params) if callable(effective) else params.model_dump(mode="json")
+    runtime["sampling"] = canonical_json(sampling)
+    runtime["sample_seeds"] = "sample_seed(item_seed(sampling.seed, item_id), sample_index)"
+    return runtime
+
+
+def refuse_transient_failures(results: list[GenResult]) -> None:
+    """Fail the job, committing nothing, when a sample failed in a way that may pass.
+
+    A server down or overloaded after every retry: committed, the sample would be scored 0 for good;
+    failed, a retry of the job (Argo's, or `rpt-transfer run` again) generates it. Failures that would
+    repeat (a prompt too long, a 400) stay error rows.
+    """
+    failed = [r for r in results if r.transient]
+    if failed:
+        raise JobError(
+            f"{len(failed)} of {len(results)} samples failed after every retry (first, item "
+            f"{failed[0].request_id}: {failed[0].error}); nothing committed: run the job again once the "
+            "server answers"
+        )

@@ -1,0 +1,112 @@
+"""How `plan --estimate` shows an estimate: a table per model with totals, the notes, then the sources."""
+
+from rich.console import Console
+from rich.measure import Measurement
+from rich.table import Table
+
+from rpt_transfer.estimate import Estimate, ModelEstimate
+
+NO_FIGURE = "-"
+_WIDEST = 1000
+"""Columns a table may take before rich wraps its cells."""
+
+
+def compact(count: float) -> str:
+    """A token count short enough for a table column: 950, 12.3k, 4.56M, 1.20B."""
+    for scale, suffix, digits in ((1e9, "B", 2), (1e6, "M", 2), (1e4, "k", 1)):
+        if count >= scale:
+            return f"{count / scale:.{digits}f}{suffix}"
+    return f"{count:,.0f}"
+
+
+def _hours(value: float | None) -> str:
+    return NO_FIGURE if value is None else f"{value:,.1f}"
+
+
+def _size(model: ModelEstimate) -> str:
+    return "?" if model.size_b is None else f"{model.size_b:g}B"
+
+
+def _prompt_tokens(model: ModelEstimate) -> str:
+    text = compact(model.prompt_tokens)
+    return f"{text} (+{model.uncounted_prompts:,} prompts not read)" if model.uncounted_prompts else text
+
+
+def estimate_table(estimate: Estimate) -> Table:
+    """One row per model and a total row; GPU-hour columns per GPU type (lower bounds)."""
+    table = Table(title=f"estimate of study {estimate.study}", show_footer=True)
+    totals = estimate.totals()
+    footers = {
+        "model": "total",
+        "prompts": f"{totals['prompts']:,}",
+        "samples": f"{totals['samples']:,}",
+        "prompt tok": compact(totals["prompt_tokens"]),
+        "completion tok": compact(totals["completion_tokens"]),
+    }
+    columns = ["model", "size", "prompts", "samples", "prompt tok", "counted by", "completion tok"]
+    columns.append("length from")
+    for gpu in estimate.gpus:
+        columns.append(f"{gpu} GPU-h")
+        covered = totals["gpu_hours_models"][gpu]
+        hours = _hours(totals["gpu_hours"][gpu] if covered else None)
+        footers[f"{gpu} GPU-h"] = f"{hours} ({covered}/{totals['models']} models)"
+    for column in columns:
+        numeric = column not in ("model", "counted by", "length from")
+        table.add_column(column, footer=footers.get(column, ""), justify="right" if numeric else "left")
+    for model in estimate.models:
+        counted = "tokenizer" if model.token_count.startswith(("tokenizer", "tiny")) else "≈ bytes/4"
+        table.add_row(
+            model.name,
+            _size(model),
+            f"{model.prompts:,}",
+            f"{model.samples:,}",
+            _prompt_tokens(model),
+            counted,
+            compact(model.completion_tokens),
+            model.completion_from,
+            *(_hours(model.gpu_hours[gpu]) for gpu in estimate.gpus),
+        )
+    return table
+
+
+def estimate_lines(estimate: Estimate) -> list[str]:
+    """How each column was made, the notes, and every figure's source, one line each."""
+    lines = ["how:"]
+    for label in sorted({m.token_count for m in estimate.models}):
+        users = [m.name for m in estimate.models if m.token_count == label]
+        lines.append(f"  prompt tokens by {label}: {_names(users)}")
+    for detail in sorted({m.completion_detail for m in estimate.models}):
+        users = [m.name for m in estimate.models if m.completion_detail == detail]
+        lines.append(f"  completion length {detail}: {_names(users)}")
+    for source in sorted({m.size_from for m in estimate.models if m.size_b is not None}):
+        users = [m.name for m in estimate.models if m.size_b is not None and m.size_from == source]
+        lines.append(f"  size from {source}: {_names(users)}")
+    lines += ["notes:", *(f"  {note}" for note in estimate.notes), "sources:"]
+    for figure in estimate.sources:
+        prefill = figure.prefill_tokens_per_s
+        rates = f"decode {figure.decode_tokens_per_s:,.0f} tok/s" + (
+            f", prefill {prefill:,.0f} tok/s" if prefill is not None else ", no prefill figure"
+        )
+        lines += [
+            f"  [{figure.id}] {figure.gpu} × {figure.size}: {rates}",
+            f"      {figure.model}, vLLM {figure.vllm}, {figure.gpus} GPU: {figure.measured}",
+            f"      {figure.url}" + (f"; {figure.detail}" if figure.detail else ""),
+        ]
+    return lines
+
+
+def _names(names: list[str], shown: int = 6) -> str:
+    more = f" and {len(names) - shown} more" if len(names) > shown else ""
+    return ", ".join(names[:shown]) + more
+
+
+def print_estimate(estimate: Estimate, console: Console) -> None:
+    """The table, then the how/notes/sources lines (plain text: no markup in user values)."""
+    table = estimate_table(estimate)
+    natural = Measurement.get(console, console.options.update_width(_WIDEST), table).maximum
+    wide = console
+    if natural > console.width:  # rich caps a print at the console's width (80 on a pipe): widen, not squeeze
+        wide = Console(file=console.file, width=natural, highlight=False, emoji=False)
+    wide.print(table)
+    for line in estimate_lines(estimate):
+        console.print(line, markup=False)
