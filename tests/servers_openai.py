@@ -154,6 +154,9 @@ class FaultProxy:
     hits: list[Hit] = field(default_factory=list)
     max_in_flight: int = 0
     url: str = ""
+    api_key: str | None = None
+    """When set, a request without `Authorization: Bearer <api_key>` is answered 401, as `vllm serve
+    --api-key` does."""
     _in_flight: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -164,7 +167,11 @@ class FaultProxy:
         while self._in_flight and time.monotonic() < deadline:
             time.sleep(0.05)
         with self._lock:
-            self.faults, self.hits, self.max_in_flight = list(faults), [], 0
+            self.faults, self.hits, self.max_in_flight, self.api_key = list(faults), [], 0, None
+
+    def require_key(self, key: str) -> None:
+        """Answer 401 to requests that do not carry this key, until the next `reset`."""
+        self.api_key = key
 
     def posts(self, text: str = "") -> list[Hit]:
         """The POST requests seen whose body contains `text`."""
@@ -221,7 +228,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             fault = proxy._arrive(self.command, self.path, body, auth)
             self.in_flight = True
             try:
-                if fault is not None and fault.kind == "drop":
+                if proxy.api_key is not None and auth != f"Bearer {proxy.api_key}":
+                    self._answer(401, json.dumps({"error": {"message": "Unauthorized"}}).encode(), {})
+                elif fault is not None and fault.kind == "drop":
                     self.close_connection = True  # no status line, no headers: the client sees a disconnect
                 elif fault is not None and fault.kind == "status":
                     message = f"{fault.message} (you sent {auth})" if fault.echo_auth else fault.message

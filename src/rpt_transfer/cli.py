@@ -59,9 +59,15 @@ def validate(study_file: StudyArg) -> None:
 def plan(
     study_file: StudyArg,
     as_json: Annotated[
-        bool, typer.Option("--json", help="Print the plan's URI, {id, key} items per stage, each job's deps.")
+        bool,
+        typer.Option(
+            "--json", help="Print the plan's URI, {id, key} items per stage, each job's deps, model groups."
+        ),
     ] = False,
-    kind: Annotated[str | None, typer.Option(help="With --json: only this stage's list of items.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="With --json: only this stage's items, or `groups` (each model's generate jobs)."),
+    ] = None,
     estimate: Annotated[
         bool,
         typer.Option(

@@ -112,6 +112,10 @@ class Estimate:
         }
 
 
+JOBS_READ_PER_MODEL = 16
+"""Finished generate jobs read per model for its mean completion length."""
+
+
 def estimate_plan(
     plan: Plan,
     study: ObservationalStudy | InterventionalStudy,
@@ -184,9 +188,12 @@ def _measured_completions(store: Store, refs: set[str], notes: list[str]) -> dic
     """Model ref -> (completion tokens, samples) over the store's finished generate jobs of that model.
 
     Only jobs whose manifest exists, only the objects it lists (verified), and only samples without an
-    error. An unreachable store is not an error here: the estimate falls back and says so.
+    error; at most `JOBS_READ_PER_MODEL` jobs per model, in job id order, since each part is downloaded
+    whole (completions included). An unreachable store is not an error here: the estimate falls back and
+    says so.
     """
     found: dict[str, tuple[int, int]] = {}
+    read: dict[str, int] = {}
     try:
         keys = store.list_keys(f"{GENERATIONS}/")
         jobs = sorted(
@@ -198,6 +205,9 @@ def _measured_completions(store: Store, refs: set[str], notes: list[str]) -> dic
             ref = canonical_json(manifest.inputs.get("model")) if manifest is not None else None
             if manifest is None or manifest.kind != "generate" or ref not in refs:
                 continue
+            if read.get(ref, 0) >= JOBS_READ_PER_MODEL:  # a mean needs no more; a paper study has 64
+                continue
+            read[ref] = read.get(ref, 0) + 1
             for info in manifest.objects:
                 if info.name.endswith(".parquet"):
                     rows = from_parquet(store.read_object(prefix, info.name), ["completion_tokens", "error"])

@@ -5,7 +5,8 @@ In this order, one line each (`FILE: field.path: problem (got X); accepted: ...`
 1. the spec's fields (pydantic), then, on a spec whose fields are sound, the checks that span fields and
    whether this installation can run the study's backend and trainer (`spec.load_study(runnable=True)`);
 2. the store: reachable, and writable or creatable, without creating it;
-3. the plan, built exactly as `plan` and `run` build it, so whatever stops planning stops `validate` too.
+3. the plan, built exactly as `plan` and `run` build it, so whatever stops planning stops `validate` too;
+4. backend openai: every server the plan sends requests to answers, takes the key and serves the model.
 
 `plan` and `run` run steps 1 and 3 themselves and refuse with the first problem; `validate` lists them all.
 """
@@ -22,6 +23,7 @@ from rpt_transfer.store import Store
 from rpt_transfer.store.base import ACCEPTED_URIS
 
 if TYPE_CHECKING:
+    from rpt_transfer.plan import Plan
     from rpt_transfer.runner import Loaded
     from rpt_transfer.spec import InterventionalStudy, ObservationalStudy
 
@@ -82,12 +84,44 @@ def validate_study(path: Path) -> "Loaded":
     except StoreError as err:
         problems.append(f"{store_field(loaded.settings)}: {err}")
     try:
-        loaded.plan()
+        plan = loaded.plan()
     except RptError as first:  # planning stops here; look on for the problems behind this one
         problems += planning_problems(loaded.study, first)
+    else:
+        problems += server_problems(loaded.study, plan)
     if problems:
         raise problems_error(str(path), problems)
     return loaded
+
+
+def server_problems(study: "ObservationalStudy | InterventionalStudy", plan: "Plan") -> list[str]:
+    """Backend openai: ask each distinct server of the plan's generate jobs what every job will ask first.
+
+    The backend's own pre-flight (`GET /models`: reachable, key accepted, model served), with one retry
+    and a short timeout: a server still starting is better reported now than after an hour of other jobs.
+    """
+    if study.resources.backend != "openai":
+        return []
+    from rpt_transfer.generation.openai import OpenAIBackend
+    from rpt_transfer.hashing import canonical_json
+
+    problems: list[str] = []
+    asked: set[str] = set()
+    for job in plan.jobs:
+        engine = job.context.get("engine") if job.kind == "generate" else None
+        if engine is None or canonical_json(engine) in asked:
+            continue
+        asked.add(canonical_json(engine))
+        model = study.models.get(job.context["model"])
+        own = model is not None and model.endpoint is not None and model.endpoint.base_url is not None
+        field = f"models.{job.context['model']}.endpoint" if own else "resources.openai"
+        quick = {"max_retries": min(engine["max_retries"], 1), "timeout_s": min(engine["timeout_s"], 10.0)}
+        try:
+            OpenAIBackend(prompt_mode=job.inputs["prompt_mode"], **{**engine, **quick}, max_backoff_s=1.0)
+        except RptError as err:
+            if f"{field}: {err}" not in problems:
+                problems.append(f"{field}: {err}")
+    return problems
 
 
 def planning_problems(study: "ObservationalStudy | InterventionalStudy", first: RptError) -> list[str]:

@@ -317,14 +317,11 @@ def test_bad_settings_are_refused_before_any_request(settings: dict, message: st
     assert "secret" not in str(raised.value)
 
 
-def test_a_study_commits_nothing_while_the_server_fails_and_completes_once_it_answers(
-    proxy: FaultProxy, model_dir: Path, tmp_path: Path
-) -> None:
-    """Through `rpt-transfer run`: samples that failed after every retry fail their generate job without a
-    manifest (never error rows scored 0 for good); the same command later, the server healthy, completes."""
-    from conftest import run_cli, write_study
+def served_study(tmp_path: Path, base_url: str, model: str, **openai: object) -> Path:
+    """A study of two models (Hub ids, pinned) that one OpenAI-compatible server serves under `model`."""
+    from conftest import write_study
 
-    served = {"base_url": proxy.url, "model": str(model_dir)}
+    served = {"base_url": base_url, "model": model}
     study = {
         "study": "served",
         "kind": "observational",
@@ -338,9 +335,60 @@ def test_a_study_commits_nothing_while_the_server_fails_and_completes_once_it_an
         "benchmarks": ["smoke_arith"],
         "limit": 3,
         "sampling": {"temperature": 0.0, "max_tokens": 6, "n": 1},
-        "resources": {"backend": "openai", "openai": {"api_key_env": KEY_ENV, "max_retries": 0}},
+        "resources": {"backend": "openai", "openai": {"api_key_env": KEY_ENV, "max_retries": 0, **openai}},
     }
-    path = write_study(tmp_path / "served.yaml", study)
+    return write_study(tmp_path / "served.yaml", study)
+
+
+@pytest.mark.parametrize(
+    ("where", "key", "expected"),
+    [
+        ("proxy", KEY, None),
+        ("proxy", "sk-wrong", f"refused the API key from ${KEY_ENV} (HTTP 401)"),
+        ("closed", KEY, "cannot reach the OpenAI-compatible server at http://127.0.0.1:"),
+        ("proxy", None, f"environment variable {KEY_ENV} is unset or empty"),
+    ],
+    ids=["reachable", "wrong key", "unreachable", "no key"],
+)
+def test_validate_asks_each_server_before_anything_runs(
+    proxy: FaultProxy,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    where: str,
+    key: str | None,
+    expected: str | None,
+) -> None:
+    """`rpt-transfer validate`: an unreachable server, a refused or missing key is one line naming the
+    model's endpoint, exit 2, never the key itself; a reachable server that serves the model passes."""
+    from inprocess import call_cli
+
+    if key is None:
+        monkeypatch.delenv(KEY_ENV)
+    else:
+        monkeypatch.setenv(KEY_ENV, key)
+    proxy.require_key(KEY)
+    url = proxy.url if where == "proxy" else closed_port_url()
+    result = call_cli(capsys, "validate", str(served_study(tmp_path, url, str(model_dir))))
+    if expected is None:
+        assert result.returncode == 0, result.stderr
+        return
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "models.base.endpoint: " in lines[0] and expected in lines[0], lines
+    assert KEY not in result.stderr and "sk-wrong" not in result.stderr
+    assert not (tmp_path / "store").exists()
+
+
+def test_a_study_commits_nothing_while_the_server_fails_and_completes_once_it_answers(
+    proxy: FaultProxy, model_dir: Path, tmp_path: Path
+) -> None:
+    """Through `rpt-transfer run`: samples that failed after every retry fail their generate job without a
+    manifest (never error rows scored 0 for good); the same command later, the server healthy, completes."""
+    from conftest import run_cli
+
+    path = served_study(tmp_path, proxy.url, str(model_dir))
     proxy.reset(Fault("status", status=503, times=1, message="warming up"))
     failed = run_cli("run", str(path), "--workers", "1")
     assert failed.returncode == 1, failed.stderr
