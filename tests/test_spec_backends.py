@@ -4,6 +4,10 @@ vLLM is not installed here: the tests that need it registered point its package 
 the only difference from an installation with the `gpu` extra (validate looks packages up, never imports).
 """
 
+import json
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -143,18 +147,46 @@ def test_one_model_without_a_server_is_the_one_named(
     assert line.startswith("resources.openai.base_url: ") and "for models base;" in line, line
 
 
+@pytest.fixture
+def models_server() -> Iterator[str]:
+    """A loopback server that answers `GET /v1/models` listing `served`: all `validate` asks of a server
+    (tests/generation/test_openai_backend.py runs a real one, and the refusals)."""
+
+    class Models(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps({"object": "list", "data": [{"id": "served", "object": "model"}]}).encode()
+            self.send_response(200 if self.path == "/v1/models" else 404)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Models)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 @pytest.mark.parametrize(
     "resources",
     [
         {"backend": "vllm", "gpus_per_job": 2, "vllm": {"max_model_len": 4096, "dtype": "bfloat16"}},
-        {"backend": "openai", "openai": {"base_url": "http://server:8000/v1", "model": "served"}},
+        {"backend": "openai", "openai": {"base_url": "SERVER", "model": "served", "api_key_env": None}},
         {"backend": "hf", "gpus_per_job": 1, "batch_size": 8},
     ],
     ids=["vllm", "openai", "hf"],
 )
 def test_sound_backend_settings_validate(
-    capsys: pytest.CaptureFixture[str], tmp_path: Path, resources: dict
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, resources: dict, models_server: str
 ) -> None:
+    if resources["backend"] == "openai":
+        resources = {**resources, "openai": {**resources["openai"], "base_url": models_server}}
     path = write_study(tmp_path / "s.yaml", study_with(tmp_path, **resources))
     result = call_cli(capsys, "validate", str(path))
     assert result.returncode == 0, result.stderr
