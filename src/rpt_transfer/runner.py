@@ -131,7 +131,12 @@ class RunResult:
 
 
 def run_study(path: Path, *, workers: int, console: Console) -> RunResult:
-    """Prepare the study (as `rpt-transfer prepare` does), run every job not yet done, and summarise."""
+    """Prepare the study (as `rpt-transfer prepare` does), run every job not yet done, and summarise.
+
+    With backend openai, every server is asked first (as `validate` does): a wrong key or a server that is
+    not up is one line before anything is written, not one failed job per model.
+    """
+    check_servers(path)
     prepared = prepare(path, warn=lambda line: console.print(f"warning: {line}", markup=False))
     plan, store = prepared.plan, prepared.store
     root = store.local_path()
@@ -141,6 +146,19 @@ def run_study(path: Path, *, workers: int, console: Console) -> RunResult:
     outcomes = executor.wait()
     failed = any(o.state in (JobState.FAILED, JobState.BLOCKED) for o in outcomes)
     return RunResult(_summary(plan, outcomes), _pointers(plan, store, failed), failed)
+
+
+def check_servers(path: Path) -> None:
+    """Backend openai: refuse, in one line per server, a study whose servers cannot serve it now."""
+    from rpt_transfer.spec import load_study, problems_error
+    from rpt_transfer.validation import server_problems
+
+    if load_study(path, runnable=True).resources.backend != "openai":
+        return
+    loaded = load_and_resolve(path, check_store=False)
+    problems = server_problems(loaded.study, loaded.plan())
+    if problems:
+        raise problems_error(str(path), problems)
 
 
 def _tracker(plan: Plan, store: Store) -> "Tracker | None":

@@ -381,6 +381,26 @@ def test_validate_asks_each_server_before_anything_runs(
     assert not (tmp_path / "store").exists()
 
 
+def test_run_refuses_a_refused_key_in_one_line_before_writing_anything(
+    proxy: FaultProxy,
+    model_dir: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """`rpt-transfer run` asks the servers first, as validate does: one line, exit 2, no store, no job."""
+    from inprocess import call_cli
+
+    monkeypatch.setenv(KEY_ENV, "sk-wrong")
+    proxy.require_key(KEY)
+    result = call_cli(capsys, "run", str(served_study(tmp_path, proxy.url, str(model_dir))))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+    assert f"models.base.endpoint: the server at {proxy.url} refused the API key from ${KEY_ENV}" in lines[0]
+    assert not (tmp_path / "store").exists() and not proxy.posts()
+
+
 def test_a_study_commits_nothing_while_the_server_fails_and_completes_once_it_answers(
     proxy: FaultProxy, model_dir: Path, tmp_path: Path
 ) -> None:
