@@ -100,13 +100,9 @@ def _hub_file(name: str, repo: str, commit: str) -> dict[str, Any] | None:
 
 def _stored(name: str, path: str, store_uri: str) -> ModelDefaults:
     """The file of a checkpoint in the store, through its manifest (unverified objects are not read)."""
-    from rpt_transfer.store import Store
+    from rpt_transfer.jobs.models import checkpoint_at
 
-    if "://" in path:
-        root, _, key = path.rstrip("/").rpartition("/")
-    else:
-        root, key = store_uri, path.strip("/")
-    store = Store.from_uri(root)
+    store, key = checkpoint_at(path, store_uri)
     source = f"{store.key_uri(key)}/{CONFIG_FILE}"
     try:
         manifest = store.manifest(key)

@@ -106,15 +106,8 @@ class _Planner:
         if resources.backend == "vllm":
             return {"tensor_parallel_size": resources.gpus_per_job, **resources.vllm.model_dump(mode="json")}
         if resources.backend == "openai":
-            settings = resources.openai.model_dump(mode="json")
-            model = self.study.models.get(name)
-            endpoint = model.endpoint if model is not None else None
-            served = (endpoint.model if endpoint else None) or settings["model"]
-            return {
-                **settings,
-                "base_url": (endpoint.base_url if endpoint else None) or settings["base_url"],
-                "model": served or (model.hub if model is not None and model.hub else name),
-            }
+            base_url, served, _ = self.study.server_of(name)
+            return {**resources.openai.model_dump(mode="json"), "base_url": base_url, "model": served}
         return {"batch_size": resources.batch_size}
 
     def _train(self, run: TrainSpec) -> tuple[dict[str, Any], list[str]]:

@@ -15,10 +15,10 @@ from rpt_transfer.executors import JobState, LocalExecutor, Outcome
 from rpt_transfer.plan import STAGES, Plan, content_digest, spec_key
 from rpt_transfer.plan_store import current_plan, publish_plan, put_once, read_plan
 from rpt_transfer.planner import make_plan
-from rpt_transfer.spec import InterventionalStudy, ObservationalStudy, load_study
+from rpt_transfer.spec import InterventionalStudy, ObservationalStudy, load_study, problems_error
 from rpt_transfer.store import Store
 from rpt_transfer.training.data import stage_inputs
-from rpt_transfer.validation import open_store
+from rpt_transfer.validation import open_store, server_problems
 
 if TYPE_CHECKING:
     from rpt_transfer.tracking import Tracker
@@ -99,17 +99,22 @@ class Prepared:
     store: Store
 
 
-def prepare(path: Path, warn: Callable[[str], None] = lambda _: None) -> Prepared:
+def prepare(path: Path, warn: Callable[[str], None] = lambda _: None, *, servers: bool = False) -> Prepared:
     """Everything before the first job: check the store, write spec and plan, create MLflow's experiment.
 
     Nothing is written before the spec has loaded and planned without error, so a bad spec leaves the store
     as it was. Repeating it costs nothing: the same spec gives the same plan URI and no new object.
+    `servers` (what `run` asks) also refuses, first, a backend-openai server that cannot serve the study
+    now; `prepare` alone does not, as a cluster's servers may come up after it.
     """
     loaded = load_and_resolve(path, check_store=False)
     spec_bytes = path.read_bytes()
     for warning in loaded.warnings:
         warn(warning)
     plan, store = loaded.plan(spec_bytes), loaded.store
+    problems = server_problems(loaded.study, plan) if servers else []
+    if problems:
+        raise problems_error(str(path), problems)
     store.check_access(write=True)
     tracker = _tracker(plan, store)  # connects now: an unreachable server fails before anything is written
     stage_inputs(plan, store)  # training files into the store under their sha256, before a plan names them
@@ -136,8 +141,7 @@ def run_study(path: Path, *, workers: int, console: Console) -> RunResult:
     With backend openai, every server is asked first (as `validate` does): a wrong key or a server that is
     not up is one line before anything is written, not one failed job per model.
     """
-    check_servers(path)
-    prepared = prepare(path, warn=lambda line: console.print(f"warning: {line}", markup=False))
+    prepared = prepare(path, warn=lambda line: console.print(f"warning: {line}", markup=False), servers=True)
     plan, store = prepared.plan, prepared.store
     root = store.local_path()
     log_dir = (root / "logs" / plan.study) if root is not None else Path(".rpt/logs") / plan.study
@@ -146,19 +150,6 @@ def run_study(path: Path, *, workers: int, console: Console) -> RunResult:
     outcomes = executor.wait()
     failed = any(o.state in (JobState.FAILED, JobState.BLOCKED) for o in outcomes)
     return RunResult(_summary(plan, outcomes), _pointers(plan, store, failed), failed)
-
-
-def check_servers(path: Path) -> None:
-    """Backend openai: refuse, in one line per server, a study whose servers cannot serve it now."""
-    from rpt_transfer.spec import load_study, problems_error
-    from rpt_transfer.validation import server_problems
-
-    if load_study(path, runnable=True).resources.backend != "openai":
-        return
-    loaded = load_and_resolve(path, check_store=False)
-    problems = server_problems(loaded.study, loaded.plan())
-    if problems:
-        raise problems_error(str(path), problems)
 
 
 def _tracker(plan: Plan, store: Store) -> "Tracker | None":

@@ -231,6 +231,20 @@ class _StudyBase(_Strict):
     scoring: ScoringSpec = ScoringSpec()
     """How score jobs treat samples they cannot score here (missing toolchains)."""
 
+    def server_of(self, name: str) -> tuple[str | None, str, bool]:
+        """Backend openai: model `name`'s base URL and served name, and whether the URL is its own.
+
+        Its `endpoint` first, then `resources.openai`; the served name falls back to the Hub id, then the
+        name. A model the study trains has no entry in `models`: the study's server serves it.
+        """
+        model = self.models.get(name)
+        endpoint = model.endpoint if model is not None else None
+        settings = self.resources.openai
+        own = endpoint.base_url if endpoint is not None else None
+        served = (endpoint.model if endpoint is not None else None) or settings.model
+        hub = model.hub if model is not None else None
+        return own or settings.base_url, served or hub or name, own is not None
+
     def digest(self) -> str:
         """Hash of the spec's content: a plan's `spec_sha`.
 

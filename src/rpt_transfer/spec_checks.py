@@ -179,7 +179,7 @@ def _check_resources(study: "ObservationalStudy | InterventionalStudy", known: s
                 f"models.{name}.endpoint: a server for backend openai, but resources.backend is "
                 f"{backend!r}; accepted: remove it or set resources.backend: openai"
             )
-    serverless = [name for name in _evaluated(study) if _server_of(study, name) is None]
+    serverless = [name for name in _evaluated(study) if study.server_of(name)[0] is None]
     if backend == "openai" and serverless:  # one line for all: the study-wide URL fixes every one
         problems.append(
             f"resources.openai.base_url: backend openai needs a server for models {', '.join(serverless)}; "
@@ -194,13 +194,6 @@ def _evaluated(study: "ObservationalStudy | InterventionalStudy") -> list[str]:
         return [study.base, *(run.name for run in study.train)]
     named = (name for pair in study.pairs for name in (pair.rpt, pair.base))
     return [name for name in dict.fromkeys(named) if name in study.models]  # others: _check_pairs
-
-
-def _server_of(study: "ObservationalStudy | InterventionalStudy", name: str) -> str | None:
-    """The base URL backend openai sends a model's requests to: its own endpoint's, else the study's."""
-    model = study.models.get(name)  # a model the study trains has no entry: the study's server serves it
-    endpoint = model.endpoint if model is not None else None
-    return (endpoint.base_url if endpoint else None) or study.resources.openai.base_url
 
 
 def _check_pairs(study: "ObservationalStudy") -> list[str]:

@@ -112,8 +112,7 @@ def server_problems(study: "ObservationalStudy | InterventionalStudy", plan: "Pl
         if engine is None or canonical_json(engine) in asked:
             continue
         asked.add(canonical_json(engine))
-        model = study.models.get(job.context["model"])
-        own = model is not None and model.endpoint is not None and model.endpoint.base_url is not None
+        own = study.server_of(job.context["model"])[2]
         field = f"models.{job.context['model']}.endpoint" if own else "resources.openai"
         quick = {"max_retries": min(engine["max_retries"], 1), "timeout_s": min(engine["timeout_s"], 10.0)}
         try:

@@ -80,16 +80,16 @@ def run_jobs(plan: Plan, job_ids: Sequence[str]) -> list[Ran]:
     backend is held at a time, and a list that comes back to a group loads it again.
     """
     jobs = [plan.job(job_id) for job_id in dict.fromkeys(job_ids)]
-    last = {group_key(job): index for index, job in enumerate(jobs)}
+    keys = [group_key(job) for job in jobs]
+    last = {key: index for index, key in enumerate(keys)}
     backends = BackendCache()
     results: list[Ran] = []
     try:
-        for index, job in enumerate(jobs):
+        for index, (job, key) in enumerate(zip(jobs, keys, strict=True)):
             try:
                 results.append(Ran(job, manifest=run_job(plan, job.id, backends)))
             except Exception as error:  # reported in the job's line; the next job may well succeed
                 results.append(Ran(job, error=error))
-            key = group_key(job)
             if key is not None and last[key] == index:
                 backends.release(key)
     finally:

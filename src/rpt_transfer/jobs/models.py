@@ -24,12 +24,16 @@ def local_model_dir(ref: dict[str, Any], plan: Plan, store: Store) -> Path:
     if "job" in ref:
         return fetch_checkpoint(store, plan.job(ref["job"]).key)
     if "store_path" in ref:
-        path = ref["store_path"]
-        if "://" in path:
-            root, _, key = path.rstrip("/").rpartition("/")
-            return fetch_checkpoint(Store.from_uri(root), key)
-        return fetch_checkpoint(store, path.strip("/"))
+        return fetch_checkpoint(*checkpoint_at(ref["store_path"], store))
     return _hub_snapshot(ref["hub"], ref["revision"])
+
+
+def checkpoint_at(path: str, store: Store | str) -> tuple[Store, str]:
+    """The store and key a model's `path:` names: a full store URI, else a key in the study's `store`."""
+    if "://" in path:
+        root, _, key = path.rstrip("/").rpartition("/")
+        return Store.from_uri(root), key
+    return (Store.from_uri(store) if isinstance(store, str) else store), path.strip("/")
 
 
 def model_source(ref: dict[str, Any], plan: Plan) -> dict[str, str]:
