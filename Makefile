@@ -44,3 +44,8 @@ format: install
 
 clean:
 	rm -rf .rpt
+
+# The Argo objects under workflows/ come from src/rpt_transfer/argo/templates.py: regenerate after changing it.
+.PHONY: workflows
+workflows: install
+	$(BIN)/python -m rpt_transfer.argo.templates --write

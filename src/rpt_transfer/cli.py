@@ -1,16 +1,18 @@
 """The `rpt-transfer` command. Thin: parse, call, print; user errors become one line and exit 2."""
 
+import functools
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, ParamSpec
 
 import click
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from rpt_transfer.errors import RptError, SpecError
+from rpt_transfer.errors import EXIT_TRANSIENT, RptError, SpecError, TransientError
 
 try:  # recent typer ships its own copy of click and raises that copy's exceptions
     from typer._click.exceptions import ClickException as _BundledClickException
@@ -32,6 +34,25 @@ out = Console(highlight=False, soft_wrap=True, emoji=False)  # `:name:` in a use
 err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
 
 StudyArg = Annotated[Path, typer.Argument(help="Study spec (YAML).", show_default=False)]
+_P = ParamSpec("_P")
+
+
+def transient_exits(command: Callable[_P, None]) -> Callable[_P, None]:
+    """Exit 75, not 2, when the command fails in a way that may pass (`TransientError`): Argo retries it.
+
+    Only the commands a workflow's pods run (`prepare`, `job run`, `track close`) say so; at a terminal
+    (`run`, `validate`, ...) a store that does not answer stays a one-line error with exit 2.
+    """
+
+    @functools.wraps(command)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> None:
+        try:
+            command(*args, **kwargs)
+        except TransientError as error:
+            err.print(f"error: {error}", markup=False)
+            raise typer.Exit(EXIT_TRANSIENT) from None
+
+    return wrapper
 
 
 @app.command()
@@ -118,13 +139,64 @@ def plan(
     out.print(", ".join(f"{counts[k]} {k}" for k in (*STAGES, "jobs", "prompts", "samples")))
 
 
-@app.command()
-def prepare(study_file: StudyArg) -> None:
-    """Do everything before the first job (store, spec, plan, MLflow); print only the plan's URI."""
-    from rpt_transfer.runner import prepare as prepare_study
+StudyRef = Annotated[
+    str,
+    typer.Argument(help="Study spec: a path, or its store URI (s3://..., file://...).", show_default=False),
+]
 
-    prepared = prepare_study(study_file, warn=lambda line: err.print(f"warning: {line}", markup=False))
+
+@app.command()
+@transient_exits
+def prepare(
+    study: StudyRef,
+    outputs: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write plan, pretrain.json, train.json, models.json here (Argo's output parameters)."
+        ),
+    ] = None,
+    workflow: Annotated[
+        str | None,
+        typer.Option(
+            help="The Argo workflow running the study: its MLflow parent run is RUNNING until closed."
+        ),
+    ] = None,
+    score_chunk: Annotated[int, typer.Option(min=1, help="Score jobs per score part (--outputs).")] = 4,
+) -> None:
+    """Do everything before the first job (store, spec, plan, MLflow); print only the plan's URI.
+
+    Given a store URI, the study's current plan is reused when it was made from the same bytes.
+    """
+    from rpt_transfer.fanout import plan_parts
+    from rpt_transfer.runner import prepare_study
+
+    warn = lambda line: err.print(f"warning: {line}", markup=False)  # noqa: E731
+    prepared = prepare_study(study, warn, workflow=workflow)
+    if outputs is not None:
+        parts = plan_parts(prepared.plan, score_chunk)
+        files = {"plan": prepared.uri, **{f"{name}.json": json.dumps(value) for name, value in parts.items()}}
+        _write_outputs(outputs, files)
     sys.stdout.write(prepared.uri + "\n")
+
+
+def _write_outputs(folder: Path, files: dict[str, str]) -> None:
+    """Write each file whole or not at all (a temporary name, then a rename), for Argo's `valueFrom.path`."""
+    import os
+    import tempfile
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        for name, text in files.items():
+            fd, temp = tempfile.mkstemp(dir=folder, prefix=f".{name}.")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text)
+                os.replace(temp, folder / name)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+    except OSError as error:
+        raise RptError(f"--outputs {folder}: cannot write ({error.strerror or error})") from None
 
 
 @app.command()
@@ -166,38 +238,55 @@ def report(
 
 
 @job_app.command("run")
+@transient_exits
 def job_run(
     job_ids: Annotated[
-        list[str], typer.Argument(help="Job id(s) from the plan, run in this order.", show_default=False)
-    ],
+        list[str] | None,
+        typer.Argument(help="Job id(s) from the plan, run in this order.", show_default=False),
+    ] = None,
     plan_uri: Annotated[
         str, typer.Option("--plan", help="A plan's URI (as `prepare` prints) or a path.", show_default=False)
-    ],
+    ] = ...,  # type: ignore[assignment]
+    part: Annotated[
+        str | None,
+        typer.Option(help="Instead of ids: pretrain, train/I, generate/G, score/G/A:B or aggregate."),
+    ] = None,
 ) -> None:
     """Run jobs of a plan in one process; a job whose manifest exists is skipped at once.
 
     Generate jobs of one model, backend and engine settings share one loaded model. One id fails as any
-    command does (a user error: one `error:` line, exit 2). Several ids: every id is checked first (exit 2),
-    a failed job does not stop the others, each job gets a line (done, already done, failed: why) and the
-    exit code is 1 if any failed.
+    command does (a user error: one `error:` line, exit 2; 75 when transient). Several ids or a --part:
+    every id is checked first (exit 2), a failed job does not stop the others, each job gets a line (done,
+    already done, failed: why) and the exit code is 75 if every failure was transient (store or server
+    trouble that may pass; a job failing only because an earlier one in the list did counts as that one),
+    else 1 if any failed.
     """
     import traceback
 
-    from rpt_transfer.jobs import Ran, run_job, run_jobs
+    from rpt_transfer.jobs import Ran, exit_code, run_job, run_jobs
     from rpt_transfer.runner import read_plan
 
-    plan, ids = read_plan(plan_uri), list(dict.fromkeys(job_ids))
-    if len(ids) == 1:
-        err.print(Ran(plan.job(ids[0]), manifest=run_job(plan, ids[0])).line, markup=False)
-        return
+    if bool(job_ids) == (part is not None):
+        raise RptError("give job ids or --part PART, not both (and not neither)")
+    plan = read_plan(plan_uri)
+    if part is not None:
+        from rpt_transfer.fanout import part_jobs
+
+        ids = part_jobs(plan, part)
+    else:
+        ids = list(dict.fromkeys(job_ids or []))
+        if len(ids) == 1:
+            err.print(Ran(plan.job(ids[0]), manifest=run_job(plan, ids[0])).line, markup=False)
+            return
     results = run_jobs(plan, ids)
     for result in results:  # a bug in one job: its traceback goes to the log, above the lines
         if result.error is not None and not isinstance(result.error, RptError):
             sys.stderr.write("".join(traceback.format_exception(result.error)))
     for result in results:
         err.print(result.line, markup=False)
-    if any(result.error is not None for result in results):
-        raise typer.Exit(1)
+    code = exit_code(results)
+    if code:
+        raise typer.Exit(code)
 
 
 @benchmarks_app.command("list")
@@ -256,8 +345,49 @@ def track_sync(
     )
 
 
+@track_app.command("close")
+@transient_exits
+def track_close(
+    study: StudyRef,
+    status: Annotated[
+        str, typer.Option(help="Argo's {{workflow.status}}: Succeeded, Failed or Error.", show_default=False)
+    ],
+    workflow: Annotated[
+        str | None, typer.Option(help="The workflow closing: a run a newer workflow holds is left alone.")
+    ] = None,
+) -> None:
+    """End the study's MLflow parent run (FINISHED or FAILED), say where the report is (the exit handler)."""
+    from rpt_transfer.runner import close_study
+    from rpt_transfer.tracking import experiment_name
+
+    closed = close_study(study, status, workflow)
+    if closed.held_by is not None:
+        err.print(
+            f"warning: the parent run of study {closed.study} belongs to workflow {closed.held_by} now; "
+            "left as it is",
+            markup=False,
+        )
+    if closed.report is not None:
+        out.print(f"report: {closed.report}", markup=False)
+    else:
+        out.print(
+            f"report: not made (the aggregate job of study {closed.study} is not done); "
+            f"`rpt-transfer status STUDY` shows why",
+            markup=False,
+        )
+    if closed.tracking_uri is None:
+        out.print(f"MLflow: off for study {closed.study}", markup=False)
+    else:
+        out.print(f"MLflow: {closed.tracking_uri} (experiment {experiment_name(closed.study)})", markup=False)
+
+
+from rpt_transfer.cli_cluster import register as _register_cluster  # noqa: E402 - after the commands above
+
+_register_cluster(app)
+
+
 def main() -> None:
-    """Entry point: one line and exit 2 for user errors, 130 on Ctrl-C; anything else is a bug."""
+    """Entry point: one line and exit 2 for user errors (75: `transient_exits`), 130 on Ctrl-C; else a bug."""
     command = typer.main.get_command(app)
     try:
         code = command.main(standalone_mode=False)

@@ -1,4 +1,7 @@
-"""User-fixable errors. The CLI prints these on one line and exits 2; anything else is a bug."""
+"""User-fixable errors. The CLI prints these on one line, exit 2 (75: transient); anything else is a bug."""
+
+EXIT_TRANSIENT = 75
+"""Exit code of a failure that may pass (BSD's EX_TEMPFAIL): Argo retries the pod for it."""
 
 
 class RptError(Exception):
@@ -43,3 +46,19 @@ class SettingError(RptError):
 
 class TrackingError(RptError):
     """MLflow holds something that disagrees with the store and must not be papered over (an edited param)."""
+
+
+class TransientError(RptError):
+    """A failure that may pass on its own: a server or the store did not answer after its own retries.
+
+    The CLI exits 75 (EX_TEMPFAIL) for it, and Argo's retry strategy tries the pod again; a user error
+    (exit 2) is never retried, since the same inputs would fail the same way.
+    """
+
+
+class TransientStoreError(StoreError, TransientError):
+    """The store could not be reached (connection refused or reset, timeout) or answered 5xx or throttled."""
+
+
+class TransientJobError(JobError, TransientError):
+    """A job failed, committing nothing, because a server it needs failed in a way that may pass."""

@@ -1,5 +1,7 @@
 """What the CLI's study commands do: load and resolve a study, plan and prepare it, run it, show results."""
 
+import os
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -11,11 +13,12 @@ from rich.table import Table
 from rpt_transfer import benchmarks, settings
 from rpt_transfer.benchmarks import BenchmarkSpec
 from rpt_transfer.benchmarks.sources import UNPINNED, DatasetSource, data_root
+from rpt_transfer.errors import RptError, SpecError, StoreError
 from rpt_transfer.executors import JobState, LocalExecutor, Outcome
 from rpt_transfer.plan import STAGES, Plan, content_digest, spec_key
-from rpt_transfer.plan_store import current_plan, publish_plan, put_once, read_plan
+from rpt_transfer.plan_store import current_plan, current_plan_key, publish_plan, put_once, read_plan
 from rpt_transfer.planner import make_plan
-from rpt_transfer.spec import InterventionalStudy, ObservationalStudy, load_study, problems_error
+from rpt_transfer.spec import InterventionalStudy, ObservationalStudy, load_study, parse_study, problems_error
 from rpt_transfer.store import Store
 from rpt_transfer.training.data import stage_inputs
 from rpt_transfer.validation import open_store, server_problems
@@ -24,12 +27,15 @@ if TYPE_CHECKING:
     from rpt_transfer.tracking import Tracker
 
 __all__ = [
+    "Closed",
     "Loaded",
     "Prepared",
     "RunResult",
+    "close_study",
     "current_plan",
     "load_and_resolve",
     "prepare",
+    "prepare_study",
     "read_plan",
     "run_study",
 ]
@@ -53,14 +59,20 @@ class Loaded:
         return made.model_copy(update={"spec": spec_key(made.study, content_digest(data))})
 
 
-def load_and_resolve(path: Path, *, check_store: bool, write: bool = True, runnable: bool = True) -> Loaded:
+def load_and_resolve(
+    path: Path, *, check_store: bool, write: bool = True, runnable: bool = True, store_uri: str | None = None
+) -> Loaded:
     """Load the spec, apply settings layers, and optionally check the store can be reached (and written).
 
     `runnable` (for `validate`, `plan`, `run`) also refuses a backend or trainer this installation lacks;
-    `report`, which only reads results made elsewhere, turns it off.
+    `report`, which only reads results made elsewhere, turns it off. `store_uri` (a spec read from a URI,
+    in a pod) fixes the store and lets the environment name MLflow first (`settings.resolve_in_pod`).
     """
     study = load_study(path, runnable=runnable)
-    resolved = settings.resolve(study.store, study.tracking_uri)
+    if store_uri is None:
+        resolved = settings.resolve(study.store, study.tracking_uri)
+    else:
+        resolved = settings.resolve_in_pod(store_uri, study.tracking_uri)
     store = open_store(path, resolved)
     if check_store:
         store.check_access(write=write)
@@ -99,19 +111,31 @@ class Prepared:
     store: Store
 
 
-def prepare(path: Path, warn: Callable[[str], None] = lambda _: None, *, servers: bool = False) -> Prepared:
+def prepare(
+    path: Path,
+    warn: Callable[[str], None] = lambda _: None,
+    *,
+    servers: bool = False,
+    store_uri: str | None = None,
+    workflow: str | None = None,
+    runnable: bool = True,
+    planned: Plan | None = None,
+) -> Prepared:
     """Everything before the first job: check the store, write spec and plan, create MLflow's experiment.
 
     Nothing is written before the spec has loaded and planned without error, so a bad spec leaves the store
     as it was. Repeating it costs nothing: the same spec gives the same plan URI and no new object.
     `servers` (what `run` asks) also refuses, first, a backend-openai server that cannot serve the study
-    now; `prepare` alone does not, as a cluster's servers may come up after it.
+    now; `prepare` alone does not, as a cluster's servers may come up after it. `store_uri`: see
+    `load_and_resolve`; `workflow`: see `Tracker.study_run`. `runnable=False` (what `submit` asks) plans a
+    study whose backend or trainer only the cluster's pods have installed. `planned`: the plan of this very
+    file, made already by the caller (`submit` checks it first), so the Hub is asked only once.
     """
-    loaded = load_and_resolve(path, check_store=False)
+    loaded = load_and_resolve(path, check_store=False, store_uri=store_uri, runnable=runnable)
     spec_bytes = path.read_bytes()
     for warning in loaded.warnings:
         warn(warning)
-    plan, store = loaded.plan(spec_bytes), loaded.store
+    plan, store = planned if planned is not None else loaded.plan(spec_bytes), loaded.store
     problems = server_problems(loaded.study, plan) if servers else []
     if problems:
         raise problems_error(str(path), problems)
@@ -122,8 +146,151 @@ def prepare(path: Path, warn: Callable[[str], None] = lambda _: None, *, servers
     put_once(store, plan.spec, spec_bytes)
     uri = publish_plan(store, plan)
     if tracker is not None:
-        tracker.study_run(plan.study)  # parent run exists before jobs log into it in parallel
+        tracker.study_run(plan.study, workflow=workflow)  # exists before jobs log into it in parallel
+    elif workflow is not None:
+        warn(f"MLflow tracking is off for study {plan.study}: --workflow {workflow} marks no run")
     return Prepared(plan, uri, store)
+
+
+def is_uri(study: str) -> bool:
+    """Whether a STUDY argument names a store object (`s3://...`, `file://...`) rather than a local path."""
+    return "://" in study
+
+
+@dataclass(frozen=True)
+class SpecAt:
+    """A spec read from a store URI: its bytes, its study's name, and the store the pod works in for it."""
+
+    uri: str
+    data: bytes
+    study: str
+    store: Store
+
+
+def read_spec(uri: str) -> SpecAt:
+    """Read a spec from its URI through the store layer; find its study and the store it belongs to.
+
+    A URI with the layout `prepare` writes (`<root>/studies/<study>/specs/<sha>.yaml`, what `submit` passes)
+    names both, so the spec is not parsed here: checking its fields would also look for its training files,
+    which only the machine that planned it has. Other URIs are parsed for the study's name and `store`.
+    The store is `RPT_STORE` when set (the pod's own name for it), else the root the URI lies in, else the
+    spec's `store`.
+    """
+    root, _, name = uri.rstrip("/").rpartition("/")
+    if "://" not in root or not name:
+        raise StoreError(
+            f"{uri}: not a spec's store URI; expected s3://bucket/.../spec.yaml or file:///.../spec.yaml"
+        )
+    try:
+        data = Store.from_uri(root).read_bytes(name)
+    except OSError as err:  # a folder, or a file this user may not read
+        raise StoreError(f"{uri}: cannot read the spec ({err.strerror or err})") from None
+    parts = uri.split("/")
+    if len(parts) >= 6 and parts[-4] == "studies" and parts[-2] == "specs":
+        study, spec_store = parts[-3], "/".join(parts[:-4])
+    else:
+        try:
+            text = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SpecError(f"{uri}: the study file is not UTF-8 text") from None
+        parsed = parse_study(text, uri)
+        study, spec_store = parsed.study, settings.resolve(parsed.store, None).store_uri
+    return SpecAt(uri, data, study, Store.from_uri(os.environ.get(settings.STORE_ENV) or spec_store))
+
+
+def prepare_study(
+    study: str, warn: Callable[[str], None] = lambda _: None, *, workflow: str | None = None
+) -> Prepared:
+    """`rpt-transfer prepare STUDY`: a local spec file as `prepare`, or a spec's store URI (in a pod).
+
+    Given a URI, the study's current plan is reused when it was made from these exact bytes, so a pod
+    never plans (no Hub, none of the planner's local files): the workflow runs the plan that `submit`
+    prepared. Otherwise the spec is planned from a temporary copy, with the pod's store and MLflow
+    (`settings.resolve_in_pod`); messages name the URI.
+    """
+    if not is_uri(study):
+        return prepare(Path(study), warn, workflow=workflow)
+    spec = read_spec(study)
+    name, store = spec.study, spec.store
+    if workflow is not None and not store.uri.startswith("s3://"):
+        raise StoreError(  # a pod's folder dies with it: the other pods would never find the plan
+            f"{study}: store {store.uri} is not on S3; a Workflow's pods share only an S3-compatible store: "
+            f"set the spec's `store` or the Workflow's `store` parameter (RPT_STORE) to s3://bucket/prefix"
+        )
+    if current_plan_key(store, name) is not None:
+        plan = current_plan(store, name)
+        if plan.spec == spec_key(name, content_digest(spec.data)):
+            _, tracking_uri = settings.in_job(plan.store, plan.tracking_uri, store=store.uri)
+            if tracking_uri is not None:
+                from rpt_transfer.tracking import open_tracker
+
+                open_tracker(tracking_uri, store).study_run(name, workflow=workflow)
+            return Prepared(plan, store.key_uri(plan.key), store)
+    with tempfile.TemporaryDirectory(prefix="rpt-spec-") as folder:
+        path = Path(folder) / (spec.uri.rpartition("/")[2] or "spec.yaml")
+        path.write_bytes(spec.data)
+        try:
+            return prepare(
+                path,
+                lambda line: warn(line.replace(str(path), study)),
+                store_uri=store.uri,
+                workflow=workflow,
+            )
+        except RptError as err:
+            raise _renamed(err, str(path), study) from None
+
+
+def _renamed(error: RptError, temp: str, uri: str) -> RptError:
+    """The same error naming the spec's URI instead of the temporary copy it was planned from."""
+    if isinstance(error, SpecError):
+        return SpecError(str(error).replace(temp, uri), [p.replace(temp, uri) for p in error.problems])
+    try:
+        return type(error)(str(error).replace(temp, uri))
+    except TypeError:  # a subclass whose constructor wants more than a message
+        return RptError(str(error).replace(temp, uri))
+
+
+@dataclass(frozen=True)
+class Closed:
+    """What `track close` did: where the report is (None: not made), MLflow's place, and who holds the run."""
+
+    study: str
+    report: str | None
+    tracking_uri: str | None
+    held_by: str | None
+
+
+CLOSE_STATUSES = {"Succeeded": "FINISHED", "Failed": "FAILED", "Error": "FAILED"}
+"""Argo's `{{workflow.status}}` -> the MLflow status of the study's parent run."""
+
+
+def close_study(study: str, status: str, workflow: str | None = None) -> Closed:
+    """`rpt-transfer track close`: end the parent run of the study's current plan, say where the report is.
+
+    STUDY is a path or a spec URI, found as `prepare_study` finds it (in a pod: the pod's store and MLflow).
+    """
+    if status not in CLOSE_STATUSES:
+        raise RptError(f"--status {status!r}: accepted: {', '.join(CLOSE_STATUSES)} (Argo's workflow.status)")
+    if is_uri(study):
+        spec = read_spec(study)
+        name, store = spec.study, spec.store
+    else:
+        loaded = load_and_resolve(Path(study), check_store=False, runnable=False)
+        name, store = loaded.study.study, loaded.store
+    plan = current_plan(store, name)
+    tracking_uri = plan.tracking_uri  # a local spec: the MLflow its `run` logged into
+    if is_uri(study):
+        _, tracking_uri = settings.in_job(plan.store, plan.tracking_uri, store=store.uri)
+    held_by = None
+    if tracking_uri is not None:
+        from rpt_transfer.tracking import open_tracker
+
+        tracker = open_tracker(tracking_uri, store)
+        held_by = tracker.close_study_run(name, CLOSE_STATUSES[status], status, workflow)
+    aggregate = next((job for job in plan.jobs if job.kind == "aggregate"), None)
+    done = aggregate is not None and store.is_done(aggregate.key)
+    report = store.object_location(aggregate.key, "report.html") if done and aggregate else None
+    return Closed(name, report, tracking_uri, held_by)
 
 
 @dataclass

@@ -54,16 +54,18 @@ def default_artifact_root(store_root: Path) -> str:
     return (Path(store_root).resolve() / "mlflow-artifacts").as_uri()
 
 
-def in_job(store_uri: str, tracking_uri: str | None) -> tuple[str, str | None]:
+def in_job(store_uri: str, tracking_uri: str | None, store: str | None = None) -> tuple[str, str | None]:
     """The store and MLflow a running job uses: the job's environment first, then what the plan recorded.
 
     A plan records the addresses of the machine that planned it (a laptop's port-forward, a local path); a
     pod reaches the same store and server by other names, so `RPT_STORE` and `MLFLOW_TRACKING_URI` win here.
     Tracking the plan turned off stays off (`none` in the environment turns it off too), and the default
     SQLite file inside a local store moves with the store. The local executor clears both variables for its
-    jobs, so there the plan's own addresses hold.
+    jobs, so there the plan's own addresses hold. An empty variable counts as unset (an Argo parameter left
+    at ""). `store`, when given, is the store this process found otherwise (`prepare` of a spec URI: the
+    store the URI lies in) and stands where `RPT_STORE` would.
     """
-    env_store = os.environ.get(STORE_ENV)
+    env_store = store or os.environ.get(STORE_ENV)
     store = env_store or store_uri
     if tracking_uri is None:
         return store, None
@@ -77,6 +79,25 @@ def in_job(store_uri: str, tracking_uri: str | None) -> tuple[str, str | None]:
         if old_root is not None and tracking_uri == default_tracking_uri(old_root):
             return store, None if new_root is None else default_tracking_uri(new_root)
     return store, tracking_uri
+
+
+def resolve_in_pod(store_uri: str, spec_tracking: str | None) -> Settings:
+    """The settings `prepare` plans with when given a spec URI (in a pod): the environment first.
+
+    `store_uri` is already the pod's store (`RPT_STORE`, else the store the URI lies in, else the spec's).
+    MLflow: a spec that turns tracking off keeps it off (as `in_job` does); else `MLFLOW_TRACKING_URI` when
+    set and not empty, else the spec's `tracking_uri`, else none (the runner's SQLite default for a local
+    store).
+    """
+    env = os.environ.get(TRACKING_ENV)
+    if spec_tracking == NO_TRACKING:
+        return Settings(store_uri, "the spec's location", None, "the study's `tracking_uri` (set to `none`)")
+    if env:
+        off = env == NO_TRACKING
+        source = f"{TRACKING_ENV} (set to `none`)" if off else TRACKING_ENV
+        return Settings(store_uri, "the spec's location", None if off else env, source)
+    source = "the study's `tracking_uri`" if spec_tracking else "the default"
+    return Settings(store_uri, "the spec's location", spec_tracking or None, source)
 
 
 def sandbox_minimum() -> tuple[str | None, str]:

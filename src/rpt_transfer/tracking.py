@@ -28,6 +28,10 @@ from rpt_transfer.tracking_connect import check_reachable, exclusive, sqlite_loc
 
 EXPERIMENT_PREFIX = "rpt-transfer/"
 PARENT_TAG = "mlflow.parentRunId"
+WORKFLOW_TAG = "argo.workflow"
+"""On the parent run: the Argo workflow that holds it RUNNING (`prepare --workflow`)."""
+WORKFLOW_STATUS_TAG = "argo.workflow.status"
+"""On the parent run: how that workflow ended (Argo's `{{workflow.status}}`, set by `track close`)."""
 _PAGE_SIZE = 1000
 _MAX_METRICS, _MAX_TAGS = 1000, 100
 """MLflow's limits per `log_batch` call: metrics, and params or tags."""
@@ -85,13 +89,46 @@ class Tracker:
         """The id of the study's experiment (created if missing)."""
         return self.experiment(study).experiment_id
 
-    def study_run(self, study: str, tags: dict[str, str] | None = None) -> str:
-        """Find or create the study's parent run, which holds the report; return its run id."""
-        own = {"run_type": "study", "study": study}
-        run = self._claimed_run(study, "study", own, study, {**(tags or {}), **own})
-        if run.info.status != RunStatus.to_string(RunStatus.FINISHED):
+    def study_run(
+        self, study: str, tags: dict[str, str] | None = None, *, workflow: str | None = None
+    ) -> str:
+        """Find or create the study's parent run, which holds the report; return its run id.
+
+        Locally nothing stays attached to the parent run, so it is left FINISHED. `workflow` (`prepare
+        --workflow NAME`, an Argo workflow's first step) makes it RUNNING with tag `argo.workflow=NAME`
+        until the workflow's exit handler closes it (`close_study_run`); meanwhile the calls without
+        `workflow` (every score job's) leave such a RUNNING run as it is.
+        """
+        run = self._study_run(study, tags, workflow)
+        if workflow is not None:
+            if WORKFLOW_STATUS_TAG in run.data.tags:  # the status of an earlier workflow: not this one's
+                self.client.delete_tag(run.info.run_id, WORKFLOW_STATUS_TAG)
+            self.set_status(run, RunStatus.to_string(RunStatus.RUNNING))
+        elif run.info.status != RunStatus.to_string(RunStatus.FINISHED) and not workflow_running(run):
             self._finish(run.info.run_id)  # nothing stays attached to it: it must not show as running
         return run.info.run_id
+
+    def close_study_run(
+        self, study: str, status: str, workflow_status: str, workflow: str | None
+    ) -> str | None:
+        """End the parent run: `status` FINISHED or FAILED, and tag `argo.workflow.status` (Argo's status).
+
+        Returns None when closed; else the name of the other workflow that holds the run RUNNING now (a
+        newer submission of the same study), whose run is left as it is.
+        """
+        run = self._study_run(study, None, None)
+        owner = run.data.tags.get(WORKFLOW_TAG)
+        if workflow is not None and owner not in (None, workflow) and workflow_running(run):
+            return owner
+        self.set_tags(run.info.run_id, {WORKFLOW_STATUS_TAG: workflow_status})
+        self.set_status(run, status)
+        return None
+
+    def _study_run(self, study: str, tags: dict[str, str] | None, workflow: str | None) -> Run:
+        """The study's parent run (found or created) with its tags brought up to date."""
+        own = {"run_type": "study", "study": study}
+        extra = {WORKFLOW_TAG: workflow} if workflow is not None else {}
+        return self._claimed_run(study, "study", own, study, {**(tags or {}), **extra, **own})
 
     def job_run(
         self,
@@ -292,6 +329,11 @@ class Tracker:
             token = page.token
             if not token:
                 return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+
+
+def workflow_running(run: Run) -> bool:
+    """Whether an Argo workflow holds the parent run RUNNING (its exit handler has not closed it yet)."""
+    return run.info.status == RunStatus.to_string(RunStatus.RUNNING) and WORKFLOW_TAG in run.data.tags
 
 
 def _tag_filter(tags: dict[str, str]) -> str:

@@ -1,4 +1,4 @@
-"""Executors: the local process pool now, Argo on a cluster later; both run `rpt-transfer job run`."""
+"""Executors: the local process pool, and Argo (`executors.argo`); both run `rpt-transfer job run`."""
 
 from rpt_transfer.executors.base import Executor, JobState, Outcome, job_argv
 from rpt_transfer.executors.local import LocalExecutor

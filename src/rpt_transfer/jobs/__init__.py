@@ -6,7 +6,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from rpt_transfer import settings
-from rpt_transfer.errors import JobError, RptError, WriteConflictError
+from rpt_transfer.errors import EXIT_TRANSIENT, JobError, RptError, TransientError, WriteConflictError
 from rpt_transfer.jobs.backends import BackendCache
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.progress import Progress
@@ -97,6 +97,20 @@ def run_jobs(plan: Plan, job_ids: Sequence[str]) -> list[Ran]:
     return results
 
 
+def exit_code(results: Sequence[Ran]) -> int:
+    """`job run`'s exit code for several jobs: 0 none failed, 75 every failure transient, else 1.
+
+    A job that failed while a dependency of it earlier in the list failed (a pretrain built on another)
+    failed because of that one, so only the others decide: a store outage during the first of two pretrain
+    jobs is transient as a whole, and Argo tries the pod again.
+    """
+    failed = {result.job.id for result in results if result.error is not None}
+    if not failed:
+        return 0
+    causes = [r for r in results if r.error is not None and not failed.intersection(r.job.deps)]
+    return EXIT_TRANSIENT if all(isinstance(r.error, TransientError) for r in causes) else 1
+
+
 def one_line(error: Exception) -> str:
     """An error as one line: our own errors say it all; anything else also names its type."""
     lines = str(error).strip().splitlines()
@@ -106,4 +120,4 @@ def one_line(error: Exception) -> str:
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-__all__ = ["JobContext", "Ran", "run_job", "run_jobs"]
+__all__ = ["JobContext", "Ran", "exit_code", "run_job", "run_jobs"]

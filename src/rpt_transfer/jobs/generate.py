@@ -2,7 +2,7 @@
 
 from rpt_transfer import benchmarks
 from rpt_transfer.benchmarks import BenchmarkSpec
-from rpt_transfer.errors import JobError
+from rpt_transfer.errors import JobError, TransientJobError
 from rpt_transfer.generation import GenerationBackend, GenRequest, GenResult, SamplingParams, load_backend
 from rpt_transfer.hashing import canonical_json, sha256_hex, short_hash
 from rpt_transfer.jobs.backends import BackendCache
@@ -120,11 +120,11 @@ def refuse_transient_failures(results: list[GenResult]) -> None:
 
     A server down or overloaded after every retry: committed, the sample would be scored 0 for good;
     failed, a retry of the job (Argo's, or `rpt-transfer run` again) generates it. Failures that would
-    repeat (a prompt too long, a 400) stay error rows.
+    repeat (a prompt too long, a 400) stay error rows. The error is transient: `job run` exits 75 for it.
     """
     failed = [r for r in results if r.transient]
     if failed:
-        raise JobError(
+        raise TransientJobError(
             f"{len(failed)} of {len(results)} samples failed after every retry (first, item "
             f"{failed[0].request_id}: {failed[0].error}); nothing committed: run the job again once the "
             "server answers"

@@ -17,7 +17,7 @@ from botocore.exceptions import (
 )
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from rpt_transfer.errors import StoreError
+from rpt_transfer.errors import StoreError, TransientStoreError
 from rpt_transfer.manifest import HashingReader, check_key
 from rpt_transfer.store.base import Store, StoredObject, _list_folder
 
@@ -27,6 +27,10 @@ _CREDENTIAL_CODES = {"InvalidAccessKeyId", "SignatureDoesNotMatch", "AccessDenie
 _CREDENTIAL_CODES |= {"InvalidToken", "ExpiredToken", "InvalidClientTokenId"}
 _MISSING_KEY_CODES = {"NoSuchKey", "404"}
 _CONFLICT_CODES = {"PreconditionFailed", "ConditionalRequestConflict"}
+_TRANSIENT_CODES = {"SlowDown", "Throttling", "ThrottlingException", "RequestTimeout"}
+_TRANSIENT_CODES |= {"InternalError", "ServiceUnavailable", "503", "500", "502", "504"}
+"""Answers that may pass (throttling, a server's own failure): still there after boto's retries, they end
+the command with exit 75 so that Argo tries the pod again."""
 
 
 class S3Store(Store):
@@ -69,7 +73,7 @@ class S3Store(Store):
             yield
         except (BotoConnectionError, HTTPClientError) as err:
             env = os.environ.get("AWS_ENDPOINT_URL", "unset")
-            raise StoreError(
+            raise TransientStoreError(
                 f"cannot reach S3 endpoint {endpoint} to {action} {where} ({type(err).__name__}); "
                 f"check AWS_ENDPOINT_URL (now {env})"
             ) from err
@@ -91,7 +95,11 @@ class S3Store(Store):
                 f"AWS_SECRET_ACCESS_KEY for bucket {self.bucket!r}"
             )
         message = " ".join(str(err.response.get("Error", {}).get("Message", "")).split())
-        return StoreError(f"S3 failed to {action} {where}: {code or 'error'}: {message}")
+        status = err.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0)
+        transient = code in _TRANSIENT_CODES or (isinstance(status, int) and status >= 500)
+        return (TransientStoreError if transient else StoreError)(
+            f"S3 failed to {action} {where}: {code or 'error'}: {message}"
+        )
 
     @contextmanager
     def _reading(self, key: str) -> Iterator[BinaryIO | None]:

@@ -1,0 +1,1 @@
+"""Argo Workflows on Kubernetes: the WorkflowTemplate, and submitting and following a study."""

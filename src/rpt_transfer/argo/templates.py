@@ -1,0 +1,327 @@
+"""A study's Argo objects from one source: WorkflowTemplate `rpt-transfer-study`, its limits, an example.
+
+`python -m rpt_transfer.argo.templates --write` (`make workflows`) writes them to workflows/; `--check`
+exits 1 naming a file that differs from what this module builds. The tests hold the committed files to it.
+
+The study runs as steps: `prepare` (plans, writes the fan-out lists) -> `pretrain` -> `train` -> `models`
+(one item per model group: its generate pod, on GPUs when the group asks for them, then its score pods)
+-> `aggregate`; the exit handler closes the study's MLflow parent run. Every pod runs `rpt-transfer`
+with the same arguments the local executor uses, naming the jobs by part (`rpt_transfer.fanout`).
+"""
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from hera.workflows import models as m
+
+from rpt_transfer.argo import pods, render
+from rpt_transfer.argo.params import NAMES, PARAMS, wf
+
+TEMPLATE_NAME = "rpt-transfer-study"
+SERVICE_ACCOUNT = "rpt-transfer-workflow"
+"""Created with its RBAC by the chart (issue 13)."""
+API_VERSION = "argoproj.io/v1alpha1"
+OUTPUTS_DIR = "/tmp/outputs"
+OUTPUTS = {"plan": "plan", "pretrain": "pretrain.json", "train": "train.json", "models": "models.json"}
+"""`prepare --outputs` files by output parameter: the plan's URI and the `withParam` lists."""
+EXIT_DEADLINE = "900"
+"""Seconds the exit handler may run: it closes one MLflow run."""
+POD_GC = m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m")
+TTL = m.TTLStrategy(seconds_after_success=3 * 86400, seconds_after_failure=7 * 86400)
+
+
+def _inputs(*names: str) -> m.Inputs:
+    return m.Inputs(parameters=[m.Parameter(name=name) for name in names])
+
+
+def _args(**values: str) -> m.Arguments | None:
+    if not values:
+        return None
+    return m.Arguments(parameters=[m.Parameter(name=name, value=value) for name, value in values.items()])
+
+
+def _pod(
+    name: str,
+    role: str,
+    image: str,
+    args: list[str],
+    deadline: str,
+    *,
+    inputs: tuple[str, ...] = (),
+    **more: Any,
+) -> m.Template:
+    """A container template running `rpt-transfer ARGS`, retried as `pods.retry_strategy` says.
+
+    `image` names a workflow parameter, `deadline` one or a number of seconds; `more` sets other
+    Template fields, and its `container_fields` other Container fields.
+    """
+    container = more.pop("container_fields", {})
+    return m.Template(
+        name=name,
+        metadata=more.pop("metadata", pods.labels(role)),
+        inputs=_inputs(*inputs) if inputs else None,
+        container=m.Container(
+            image=wf(image),
+            command=["rpt-transfer"],
+            args=args,
+            env=container.pop("env", pods.env()),
+            env_from=pods.CREDENTIALS,
+            **container,
+        ),
+        active_deadline_seconds=wf(deadline) if deadline in NAMES else deadline,
+        retry_strategy=pods.retry_strategy(),
+        **more,
+    )
+
+
+def _part_args() -> list[str]:
+    return ["job", "run", "--plan", "{{inputs.parameters.plan}}", "--part", "{{inputs.parameters.part}}"]
+
+
+def _gpu(name: str, role: str, image: str, deadline: str) -> m.Template:
+    """A pod on GPU nodes with `gpus` GPUs and a /dev/shm in memory, one of `gpu-pods` at once."""
+    volumes, mounts = pods.shm()
+    return _pod(
+        name,
+        role,
+        image,
+        _part_args(),
+        deadline,
+        inputs=("plan", "part", "gpus"),
+        container_fields={"volume_mounts": mounts},
+        volumes=volumes,
+        pod_spec_patch=pods.gpu_pod_spec_patch(),
+        synchronization=pods.gpu_semaphore(),
+    )
+
+
+def prepare() -> m.Template:
+    """Plan the study (or reuse its plan), write the fan-out lists, mark the MLflow parent run RUNNING."""
+    args = ["prepare", wf("study"), "--outputs", OUTPUTS_DIR, "--workflow", "{{workflow.name}}"]
+    outputs = m.Outputs(
+        parameters=[
+            m.Parameter(name=name, value_from=m.ValueFrom(path=f"{OUTPUTS_DIR}/{file}"))
+            for name, file in OUTPUTS.items()
+        ]
+    )
+    args += ["--score-chunk", wf("score-chunk")]
+    return _pod("prepare", "prepare", "runner-image", args, "prepare-deadline", outputs=outputs)
+
+
+def score() -> m.Template:
+    """A chunk of one model group's score jobs: no GPU, sandbox at its minimum, egress to store and MLflow."""
+    return _pod(
+        "score",
+        "score",
+        "runner-image",
+        _part_args(),
+        "score-deadline",
+        inputs=("plan", "part"),
+        metadata=pods.labels("score", **{pods.EGRESS_LABEL: "store-and-mlflow"}),
+        container_fields={"env": pods.env(pods.SANDBOX_ENV), "security_context": pods.sandbox_security()},
+        pod_spec_patch=pods.SANDBOX_POD_PATCH,
+    )
+
+
+def exit_handler() -> m.Template:
+    """Close the study's MLflow parent run with the workflow's outcome, and say where the report is."""
+    args = [
+        "track",
+        "close",
+        wf("study"),
+        "--status",
+        "{{workflow.status}}",
+        "--workflow",
+        "{{workflow.name}}",
+    ]
+    return _pod("exit-handler", "exit-handler", "runner-image", args, EXIT_DEADLINE)
+
+
+def _step(
+    name: str, template: str, when: str | None = None, items: str | None = None, **args: str
+) -> m.WorkflowStep:
+    return m.WorkflowStep(name=name, template=template, when=when, with_param=items, arguments=_args(**args))
+
+
+def study() -> m.Template:
+    """The entrypoint: the stages in order, each fanned out over a list `prepare` wrote."""
+    out = "{{steps.prepare.outputs.parameters.%s}}"
+    plan = out % "plan"
+    return m.Template(
+        name="study",
+        steps=[
+            m.ParallelSteps([_step("prepare", "prepare")]),
+            m.ParallelSteps(
+                [_step("pretrain", "pretrain", items=out % "pretrain", plan=plan, part="{{item}}")]
+            ),
+            m.ParallelSteps(
+                [
+                    _step(
+                        f"train-{kind}",
+                        f"train-{kind}",
+                        when,
+                        out % "train",
+                        plan=plan,
+                        part="{{item.part}}",
+                        **gpus,
+                    )
+                    for kind, when, gpus in (
+                        ("gpu", "{{item.gpus}} > 0", {"gpus": "{{item.gpus}}"}),
+                        ("cpu", "{{item.gpus}} == 0", {}),
+                    )
+                ]
+            ),
+            m.ParallelSteps(
+                [
+                    _step(
+                        "models",
+                        "model",
+                        items=out % "models",
+                        plan=plan,
+                        gpus="{{item.gpus}}",
+                        generate="{{item.generate}}",
+                        score="{{item.score}}",
+                    )
+                ]
+            ),
+            m.ParallelSteps([_step("aggregate", "aggregate", plan=plan)]),
+        ],
+    )
+
+
+def model() -> m.Template:
+    """One model group: its generate pod (GPU or CPU), then its score chunks."""
+    given = "{{inputs.parameters.%s}}"
+    plan, generate = given % "plan", given % "generate"
+    return m.Template(
+        name="model",
+        inputs=_inputs("plan", "gpus", "generate", "score"),
+        steps=[
+            m.ParallelSteps(
+                [
+                    _step(
+                        "generate-gpu",
+                        "generate-gpu",
+                        "{{inputs.parameters.gpus}} > 0",
+                        plan=plan,
+                        part=generate,
+                        gpus=given % "gpus",
+                    ),
+                    _step(
+                        "generate-cpu",
+                        "generate-cpu",
+                        "{{inputs.parameters.gpus}} == 0",
+                        plan=plan,
+                        part=generate,
+                    ),
+                ]
+            ),
+            m.ParallelSteps([_step("score", "score", items=given % "score", plan=plan, part="{{item}}")]),
+        ],
+    )
+
+
+def templates() -> list[m.Template]:
+    """Every template of the WorkflowTemplate, entrypoint first."""
+    part = ("plan", "part")
+    aggregate_args = ["job", "run", "--plan", "{{inputs.parameters.plan}}", "--part", "aggregate"]
+    return [
+        study(),
+        model(),
+        prepare(),
+        _pod("pretrain", "pretrain", "runner-image", _part_args(), "pretrain-deadline", inputs=part),
+        _gpu("train-gpu", "train", "trainer-image", "train-deadline"),
+        _pod("train-cpu", "train", "trainer-image", _part_args(), "train-deadline", inputs=part),
+        _gpu("generate-gpu", "generate", "evaluator-image", "generate-deadline"),
+        _pod("generate-cpu", "generate", "evaluator-image", _part_args(), "generate-deadline", inputs=part),
+        score(),
+        _pod(
+            "aggregate", "aggregate", "runner-image", aggregate_args, "aggregate-deadline", inputs=("plan",)
+        ),
+        exit_handler(),
+    ]
+
+
+def workflow_template() -> m.WorkflowTemplate:
+    """WorkflowTemplate `rpt-transfer-study`: what `submit` and `argo submit --from workflowtemplate/` run."""
+    return m.WorkflowTemplate(
+        api_version=API_VERSION,
+        kind="WorkflowTemplate",
+        metadata=m.ObjectMeta(name=TEMPLATE_NAME, labels=pods.PART_OF),
+        spec=m.WorkflowSpec(
+            entrypoint="study",
+            on_exit="exit-handler",
+            arguments=m.Arguments(parameters=[m.Parameter(name=p.name, value=p.default) for p in PARAMS]),
+            service_account_name=SERVICE_ACCOUNT,
+            workflow_metadata=m.WorkflowMetadata(labels=pods.PART_OF),
+            pod_metadata=m.Metadata(labels=pods.PART_OF),
+            pod_gc=POD_GC,
+            ttl_strategy=TTL,
+            templates=templates(),
+        ),
+    )
+
+
+def limits_config_map() -> dict[str, Any]:
+    """ConfigMap `rpt-transfer-limits`: the semaphore counts of the GPU templates (Hera has no core kinds)."""
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": pods.LIMITS_CONFIGMAP, "labels": pods.PART_OF},
+        "data": dict(pods.LIMITS),
+    }
+
+
+EXAMPLE_STUDY = "s3://rpt-transfer/specs/canary.yaml"
+
+
+def example_workflow() -> m.Workflow:
+    """A Workflow for `argo submit`: the template and the study; `-p study=URI` names another."""
+    return m.Workflow(
+        api_version=API_VERSION,
+        kind="Workflow",
+        metadata=m.ObjectMeta(generate_name="rpt-transfer-study-", labels=pods.PART_OF),
+        spec=m.WorkflowSpec(
+            workflow_template_ref=m.WorkflowTemplateRef(name=TEMPLATE_NAME),
+            arguments=_args(study=EXAMPLE_STUDY),
+        ),
+    )
+
+
+OBJECTS: dict[str, Callable[[], Any]] = {
+    f"{TEMPLATE_NAME}.yaml": workflow_template,
+    f"{pods.LIMITS_CONFIGMAP}.yaml": limits_config_map,
+    "examples/study.yaml": example_workflow,
+}
+"""Each generated file under workflows/ and what builds it."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    """`--write`: regenerate workflows/; `--check`: exit 1 naming each stale file."""
+    parser = argparse.ArgumentParser(
+        prog="python -m rpt_transfer.argo.templates", description=__doc__.splitlines()[0]
+    )
+    action = parser.add_mutually_exclusive_group(required=True)
+    action.add_argument("--write", action="store_true", help="regenerate the files under workflows/")
+    action.add_argument("--check", action="store_true", help="exit 1 if a file under workflows/ is stale")
+    parser.add_argument("--root", type=Path, default=render.WORKFLOWS_DIR, help="the workflows folder")
+    options = parser.parse_args(argv)
+    if options.write:
+        for path in render.write(OBJECTS, options.root):
+            print(f"wrote {options.root / path}")
+        return 0
+    stale = render.stale(OBJECTS, options.root)
+    for path in stale:
+        print(
+            f"stale: {options.root / path} differs from src/rpt_transfer/argo/templates.py; run "
+            "`make workflows` (python -m rpt_transfer.argo.templates --write)",
+            file=sys.stderr,
+        )
+    return 1 if stale else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,408 @@
+"""The generated Argo objects: valid for Argo v4.1, committed as generated, and runnable by the project's CLI.
+
+Schema checks read the vendored Argo schema in ../shared/data/schemas (skipped, saying so, without it). It
+has no `additionalProperties: false`, so an unknown key is looked for by walking each object against the
+schema's `properties`, and the keys Argo v4 removed are looked for by name.
+"""
+
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import pytest
+import typer
+from kubernetes.client import V1ConfigMap
+
+from conftest import REPO
+from rpt_transfer import cli
+from rpt_transfer.argo import pods, render, templates
+from rpt_transfer.argo.params import PARAMS, defaults, markdown_table
+
+SCHEMA = REPO.parent / "shared" / "data" / "schemas" / "argo-workflows.schema.json"
+KINDS = {
+    "WorkflowTemplate": "io.argoproj.workflow.v1alpha1.WorkflowTemplate",
+    "Workflow": "io.argoproj.workflow.v1alpha1.Workflow",
+}
+ARGO_OBJECTS = [path for path, build in templates.OBJECTS.items() if build is not templates.limits_config_map]
+PLACEHOLDER = re.compile(r"\{\{([^{}]+)\}\}")
+SAMPLES = {
+    "workflow.name": "paper-observational-x7k2p",
+    "workflow.status": "Succeeded",
+    "inputs.parameters.plan": "s3://rpt-transfer/studies/paper/plans/3f9a1c2e0b7d4a65.json",
+    "inputs.parameters.part": "generate/0",
+    "inputs.parameters.gpus": "1",
+}
+"""Sample values of the placeholders a pod's command and patch hold, besides the workflow parameters."""
+DEFAULTS = defaults(study="s3://rpt-transfer/specs/paper.yaml")
+
+
+@pytest.fixture(scope="module")
+def schema() -> dict[str, Any]:
+    if not SCHEMA.is_file():
+        pytest.skip(
+            f"Argo's JSON schema not found at {SCHEMA}: it is kept outside the repository, in the project's "
+            "shared/data/schemas (argo-workflows.schema.json from argoproj/argo-workflows api/jsonschema)"
+        )
+    return json.loads(SCHEMA.read_text())
+
+
+def built(path: str) -> dict[str, Any]:
+    return render.to_dict(templates.OBJECTS[path]())
+
+
+def template_spec() -> dict[str, Any]:
+    return built(f"{templates.TEMPLATE_NAME}.yaml")["spec"]
+
+
+def leaf_templates() -> dict[str, dict[str, Any]]:
+    return {t["name"]: t for t in template_spec()["templates"] if "container" in t}
+
+
+def fill(text: str, **more: str) -> str:
+    values = {f"workflow.parameters.{k}": v for k, v in DEFAULTS.items()}
+    values |= SAMPLES | more
+
+    def value(match: re.Match) -> str:
+        assert match[1] in values, f"no sample value for {{{{{match[1]}}}}}"
+        return values[match[1]]
+
+    return PLACEHOLDER.sub(value, text)
+
+
+def validator(schema: dict[str, Any], definition: str) -> jsonschema.protocols.Validator:
+    root = {"definitions": schema["definitions"], "$ref": f"#/definitions/{definition}"}
+    return jsonschema.Draft202012Validator(root)
+
+
+def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
+    while "$ref" in node:
+        node = schema["definitions"][node["$ref"].removeprefix("#/definitions/")]
+    return node
+
+
+def unknown_keys(schema: dict[str, Any], value: Any, node: dict[str, Any], path: str = "") -> list[str]:
+    """Keys of `value` that its schema node does not name; maps (additionalProperties) take any key."""
+    node = resolve(schema, node)
+    found: list[str] = []
+    if isinstance(value, dict):
+        properties, extra = node.get("properties"), node.get("additionalProperties")
+        for key, item in value.items():
+            if properties is not None and key in properties:
+                found += unknown_keys(schema, item, properties[key], f"{path}.{key}")
+            elif isinstance(extra, dict):
+                found += unknown_keys(schema, item, extra, f"{path}.{key}")
+            elif properties is not None or extra is False:
+                found.append(f"{path}.{key}")
+    elif isinstance(value, list) and isinstance(node.get("items"), dict):
+        for index, item in enumerate(value):
+            found += unknown_keys(schema, item, node["items"], f"{path}[{index}]")
+    return found
+
+
+def key_paths(value: Any, path: str = "") -> list[str]:
+    if isinstance(value, dict):
+        return [
+            p for key, item in value.items() for p in (f"{path}.{key}", *key_paths(item, f"{path}.{key}"))
+        ]
+    if isinstance(value, list):
+        return [p for index, item in enumerate(value) for p in key_paths(item, f"{path}[{index}]")]
+    return []
+
+
+@pytest.mark.parametrize("path", ARGO_OBJECTS)
+def test_each_object_validates_against_its_kinds_schema(schema: dict[str, Any], path: str) -> None:
+    obj = built(path)
+    errors = sorted(validator(schema, KINDS[obj["kind"]]).iter_errors(obj), key=str)
+    assert not errors, "\n".join(f"{list(e.absolute_path)}: {e.message}" for e in errors)
+
+
+@pytest.mark.parametrize("path", ARGO_OBJECTS)
+def test_each_object_has_no_key_its_schema_does_not_name(schema: dict[str, Any], path: str) -> None:
+    obj = built(path)
+    assert unknown_keys(schema, obj, schema["definitions"][KINDS[obj["kind"]]]) == []
+
+
+def test_the_unknown_key_check_finds_a_misspelt_or_removed_key(schema: dict[str, Any]) -> None:
+    obj = built(f"{templates.TEMPLATE_NAME}.yaml")
+    obj["spec"]["templates"][4]["retryStrategy"]["backof"] = {}
+    obj["spec"]["templates"][4]["synchronization"]["semaphore"] = {"configMapKeyRef": {"key": "gpu-pods"}}
+    found = unknown_keys(schema, obj, schema["definitions"][KINDS["WorkflowTemplate"]])
+    assert found == [
+        ".spec.templates[4].retryStrategy.backof",
+        ".spec.templates[4].synchronization.semaphore",
+    ]
+
+
+def test_the_limits_config_map_is_a_config_map(schema: dict[str, Any]) -> None:
+    obj = templates.limits_config_map()
+    assert set(obj) <= set(V1ConfigMap.attribute_map.values()) and (obj["apiVersion"], obj["kind"]) == (
+        "v1",
+        "ConfigMap",
+    )
+    meta = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
+    assert list(validator(schema, meta).iter_errors(obj["metadata"])) == []
+    assert unknown_keys(schema, obj["metadata"], schema["definitions"][meta]) == []
+    assert obj["data"] and all(isinstance(v, str) and v.isdigit() for v in obj["data"].values())
+    assert obj["metadata"]["name"] == pods.LIMITS_CONFIGMAP and DEFAULTS["gpu-semaphore-key"] in obj["data"]
+
+
+@pytest.mark.parametrize("path", list(templates.OBJECTS))
+def test_no_key_argo_v4_removed(path: str) -> None:
+    obj = built(path)
+    keys = key_paths(obj)
+    assert not [k for k in keys if k.endswith((".synchronization.semaphore", ".synchronization.mutex"))]
+    assert not [k for k in keys if k.endswith(".podPriority")]
+    if obj["kind"] == "CronWorkflow":
+        assert "schedule" not in obj["spec"]
+
+
+@pytest.mark.parametrize("path", list(templates.OBJECTS))
+def test_committed_yaml_is_what_the_code_generates(path: str) -> None:
+    file, text = render.WORKFLOWS_DIR / path, render.rendered(templates.OBJECTS)[path]
+    if os.environ.get("RPT_REGENERATE"):
+        file.parent.mkdir(parents=True, exist_ok=True)
+        file.write_text(text)
+    assert file.is_file() and file.read_text() == text, (
+        f"workflows/{path} is stale: run `make workflows` (or RPT_REGENERATE=1 pytest tests/argo) and commit it"
+    )
+
+
+def test_check_names_a_stale_file_and_write_mends_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert templates.main(["--write", "--root", str(tmp_path)]) == 0
+    assert templates.main(["--check", "--root", str(tmp_path)]) == 0
+    (tmp_path / "examples" / "study.yaml").write_text("edited by hand\n")
+    capsys.readouterr()
+    assert templates.main(["--check", "--root", str(tmp_path)]) == 1
+    assert f"stale: {tmp_path / 'examples' / 'study.yaml'}" in capsys.readouterr().err
+    assert templates.main(["--write", "--root", str(tmp_path)]) == 0
+    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'examples' / 'study.yaml'}"
+
+
+def parse(argv: list[str]) -> Any:
+    """Parse `rpt-transfer ARGV` as the CLI would, without running it: a wrong option name fails here.
+
+    Typer may bundle its own copy of click, so the command's own classes are used, never `click`'s.
+    """
+    command = typer.main.get_command(cli.app)
+    context = command.context_class(command, info_name="rpt-transfer")
+    name, args = "rpt-transfer", list(argv)
+    while hasattr(command, "resolve_command"):  # a group: the next word names a subcommand
+        name, found, args = command.resolve_command(context, args)
+        assert found is not None, argv
+        command, context = found, found.context_class(found, info_name=name, parent=context)
+    return command.make_context(name, args, parent=context.parent)
+
+
+@pytest.mark.parametrize("name", sorted(leaf_templates()))
+def test_each_pod_command_parses_with_the_projects_cli(name: str) -> None:
+    container = leaf_templates()[name]["container"]
+    assert container["command"] == ["rpt-transfer"]
+    argv = [fill(arg) for arg in container["args"]]
+    context = parse(argv)
+    assert context.params, argv
+    if name == "prepare":
+        assert context.params["score_chunk"] == 4 and str(context.params["outputs"]) == templates.OUTPUTS_DIR
+    elif name == "exit-handler":
+        for status in ("Succeeded", "Failed", "Error"):
+            parse([fill(arg, **{"workflow.status": status}) for arg in container["args"]])
+    else:
+        assert argv[:2] == ["job", "run"] and context.params["part"] in ("generate/0", "aggregate")
+
+
+def test_the_parse_check_refuses_a_wrong_option() -> None:
+    with pytest.raises(cli.USAGE_ERRORS, match="No such option"):
+        parse(["job", "run", "--plan", "p", "--parts", "generate/0"])
+
+
+def test_the_contracts_steps_in_order() -> None:
+    spec = template_spec()
+    by_name = {t["name"]: t for t in spec["templates"]}
+    assert spec["entrypoint"] == "study" and spec["onExit"] == "exit-handler"
+    stages = [[step["name"] for step in group] for group in by_name["study"]["steps"]]
+    assert stages == [["prepare"], ["pretrain"], ["train-gpu", "train-cpu"], ["models"], ["aggregate"]]
+    outputs = by_name["prepare"]["outputs"]["parameters"]
+    assert {p["name"]: p["valueFrom"]["path"] for p in outputs} == {
+        "plan": "/tmp/outputs/plan",
+        "pretrain": "/tmp/outputs/pretrain.json",
+        "train": "/tmp/outputs/train.json",
+        "models": "/tmp/outputs/models.json",
+    }
+    models = by_name["study"]["steps"][3][0]
+    assert (
+        models["template"] == "model" and models["withParam"] == "{{steps.prepare.outputs.parameters.models}}"
+    )
+    generate, score = by_name["model"]["steps"]
+    assert [(s["template"], s["when"]) for s in generate] == [
+        ("generate-gpu", "{{inputs.parameters.gpus}} > 0"),
+        ("generate-cpu", "{{inputs.parameters.gpus}} == 0"),
+    ]
+    assert score[0]["template"] == "score" and score[0]["withParam"] == "{{inputs.parameters.score}}"
+    assert by_name["exit-handler"]["container"]["args"] == [
+        "track", "close", "{{workflow.parameters.study}}", "--status", "{{workflow.status}}",
+        "--workflow", "{{workflow.name}}",
+    ]  # fmt: skip
+    assert spec["serviceAccountName"] == "rpt-transfer-workflow"
+    assert spec["workflowMetadata"]["labels"] == {"app.kubernetes.io/part-of": "rpt-transfer"}
+    assert spec["podGC"] == {"strategy": "OnPodSuccess", "deleteDelayDuration": "10m"}
+    assert set(spec["ttlStrategy"]) == {"secondsAfterSuccess", "secondsAfterFailure"}
+
+
+def test_every_parameter_is_declared_and_used() -> None:
+    spec = template_spec()
+    declared = [p["name"] for p in spec["arguments"]["parameters"]]
+    assert declared == [p.name for p in PARAMS] and len(set(declared)) == len(declared)
+    text = json.dumps(spec["templates"])
+    used = set(re.findall(r"\{\{workflow\.parameters\.([a-z-]+)\}\}", text))
+    assert used == set(declared)
+    assert all(value is not None for name, value in ((p.name, p.default) for p in PARAMS) if name != "study")
+
+
+def test_every_pod_has_its_role_credentials_addresses_deadline_and_retries() -> None:
+    for name, template in leaf_templates().items():
+        container = template["container"]
+        assert template["metadata"]["labels"][pods.ROLE_LABEL], name
+        assert container["envFrom"] == [
+            {"secretRef": {"name": "{{workflow.parameters.credentials-secret}}", "optional": True}}
+        ]
+        env = {e["name"]: e["value"] for e in container["env"]}
+        assert env["RPT_STORE"] == "{{workflow.parameters.store}}"
+        assert env["MLFLOW_TRACKING_URI"] == "{{workflow.parameters.mlflow-uri}}"
+        deadline = template["activeDeadlineSeconds"]
+        assert (
+            deadline == "900"
+            if name == "exit-handler"
+            else re.fullmatch(r"\{\{workflow\.parameters\.[a-z]+-deadline\}\}", deadline)
+        )
+        retry = template["retryStrategy"]
+        assert (
+            retry["limit"] == "{{workflow.parameters.retries}}"
+            and retry["expression"] == pods.RETRY_EXPRESSION
+        )
+        assert all(isinstance(v, str) for v in retry["backoff"].values())
+        assert "retryPolicy" not in retry  # with only an expression Argo's policy is Always: Error and Failed
+
+
+@pytest.mark.parametrize("name", ["generate-gpu", "train-gpu"])
+def test_gpu_pods_get_gpus_gpu_nodes_shm_and_the_semaphore(schema: dict[str, Any], name: str) -> None:
+    template = leaf_templates()[name]
+    selector = '{"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}'
+    patch = json.loads(fill(template["podSpecPatch"], **{"workflow.parameters.gpu-node-selector": selector}))
+    assert set(patch) == {"containers", "nodeSelector", "tolerations", "volumes"}  # the schema has no PodSpec
+    # a patch's container is partial (no image): its resources are validated whole, its keys checked
+    pieces = [("ResourceRequirements", c["resources"]) for c in patch["containers"]]
+    pieces += [("Volume", v) for v in patch["volumes"]] + [("Toleration", t) for t in patch["tolerations"]]
+    assert (
+        unknown_keys(
+            schema, patch["containers"], {"items": schema["definitions"]["io.k8s.api.core.v1.Container"]}
+        )
+        == []
+    )
+    for kind, piece in pieces:
+        definition = f"io.k8s.api.core.v1.{kind}"
+        assert not any(True for _ in validator(schema, definition).iter_errors(piece)), (kind, piece)
+        assert unknown_keys(schema, piece, schema["definitions"][definition]) == [], kind
+    (main,) = patch["containers"]
+    assert (
+        main["name"] == "main"
+        and main["resources"]["limits"] == {"nvidia.com/gpu": "1"} == main["resources"]["requests"]
+    )
+    assert patch["nodeSelector"] == json.loads(selector)
+    assert patch["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
+    assert patch["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
+    assert template["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    assert template["container"]["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    image = "evaluator" if name == "generate-gpu" else "trainer"
+    assert template["container"]["image"] == f"{{{{workflow.parameters.{image}-image}}}}"
+    ref = {"name": "rpt-transfer-limits", "key": "{{workflow.parameters.gpu-semaphore-key}}"}
+    assert template["synchronization"] == {"semaphores": [{"configMapKeyRef": ref}]}
+
+
+def test_only_gpu_pods_ask_for_gpus() -> None:
+    for name, template in leaf_templates().items():
+        asks = "gpu" in json.dumps({k: v for k, v in template.items() if k != "metadata"})
+        assert asks == name.endswith("-gpu"), name
+
+
+def test_score_pods_run_the_sandbox_at_its_userns_level() -> None:
+    template = leaf_templates()["score"]
+    container = template["container"]
+    assert template["metadata"]["labels"] == {
+        "rpt-transfer.io/role": "score",
+        "rpt-transfer.io/egress": "store-and-mlflow",
+    }
+    assert container["image"] == "{{workflow.parameters.runner-image}}" and "resources" not in container
+    assert {"name": "RPT_SANDBOX_MIN", "value": "{{workflow.parameters.sandbox-min}}"} in container["env"]
+    assert DEFAULTS["sandbox-min"] == "userns"
+    # docs/sandbox.md, "Which pod settings give which level", the `userns` row
+    assert container["securityContext"] == {
+        "allowPrivilegeEscalation": False,
+        "appArmorProfile": {"type": "Unconfined"},
+        "capabilities": {"drop": ["ALL"]},
+        "procMount": "Unmasked",
+        "runAsGroup": 65534,
+        "runAsNonRoot": True,
+        "runAsUser": 65534,
+        "seccompProfile": {"type": "Unconfined"},
+    }
+    assert json.loads(template["podSpecPatch"]) == {"hostUsers": False}
+
+
+def test_the_example_workflow_needs_no_override_strict_referencing_blocks() -> None:
+    example = built("examples/study.yaml")
+    assert example["spec"] == {
+        "workflowTemplateRef": {"name": "rpt-transfer-study"},
+        "arguments": {"parameters": [{"name": "study", "value": templates.EXAMPLE_STUDY}]},
+    }
+    keys = key_paths(example)
+    assert not [k for k in keys if k.endswith((".podSpecPatch", ".volumes", ".templates"))]
+
+
+TOKEN = re.compile(
+    r"\s*(?:(?P<op>&&|\|\||==|!=|[()\[\],])|(?P<name>lastRetry\.(?:status|exitCode)|asInt|in)|(?P<int>-?\d+)|(?P<str>'[^']*'))"
+)
+
+
+def expr_to_python(expression: str) -> str:
+    """Translate the expr-lang subset the retry expression uses; any other token fails the test."""
+    out, at = [], 0
+    while at < len(expression.rstrip()):
+        match = TOKEN.match(expression, at)
+        assert match is not None and match.end() > at, f"not in the translated subset: {expression[at:]!r}"
+        at = match.end()
+        token = match[0].strip()
+        out.append(
+            {
+                "&&": "and",
+                "||": "or",
+                "asInt": "int",
+                "lastRetry.status": "status",
+                "lastRetry.exitCode": "exit_code",
+            }.get(token, token)
+        )
+    return " ".join(out)
+
+
+@pytest.mark.parametrize(
+    ("status", "exit_code", "retried"),
+    [
+        ("Failed", "2", False),  # a user error: never retried
+        ("Failed", "137", True),  # OOM-killed
+        ("Failed", "75", True),  # store or server connection trouble
+        ("Error", "-1", True),  # evicted, deleted, node lost: Argo gives no exit code
+        ("Failed", "1", False),  # a job failed: a retry would fail the same way
+        ("Error", "2", False),
+    ],
+)
+def test_the_retry_expression(status: str, exit_code: str, retried: bool) -> None:
+    python = expr_to_python(pods.RETRY_EXPRESSION)
+    assert eval(python, {"__builtins__": {"int": int}}, {"status": status, "exit_code": exit_code}) is retried
+
+
+def test_the_docs_list_every_parameter_with_its_default() -> None:
+    page = (REPO / "docs" / "argo-templates.md").read_text()
+    assert markdown_table() in page, "docs/argo-templates.md: paste rpt_transfer.argo.params.markdown_table()"
