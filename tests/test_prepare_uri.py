@@ -3,6 +3,7 @@ reuses the plan made from the same bytes (no planning in the pod), plans other b
 with messages naming the URI, and exits 75 when the store does not answer. Real moto S3 server.
 """
 
+import importlib.util
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -11,7 +12,7 @@ import boto3
 import pytest
 import yaml
 
-from conftest import run_cli, write_study
+from conftest import run_cli, tiny_study, write_study
 from rpt_transfer.hashing import sha256_hex
 from rpt_transfer.plan import latest_plan_key
 from rpt_transfer.runner import current_plan, read_plan
@@ -146,3 +147,18 @@ def test_a_store_that_does_not_answer_exits_75(laptop: dict) -> None:
     assert result.returncode == 75, result.stderr
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(f"error: cannot reach S3 endpoint {closed}"), lines
+
+
+def test_a_pod_plans_a_study_whose_backend_only_the_gpu_image_has(tmp_path: Path) -> None:
+    """The prepare pod runs the runner image: planning a vLLM study there must not ask for vLLM itself."""
+    if importlib.util.find_spec("vllm") is not None:
+        pytest.skip("vllm is installed here, so this machine cannot show a planner without it")
+    store = tmp_path / "store"
+    study = tiny_study(store.as_uri(), tracking_uri="none", resources={"backend": "vllm", "gpus_per_job": 1})
+    spec = write_study(tmp_path / "uploaded.yaml", study)
+    here = run_cli("prepare", str(spec))  # this machine would run it: refused without vllm installed
+    assert here.returncode == 2 and "needs vllm, which is not installed" in here.stderr, here.stderr
+    pod = run_cli("prepare", spec.as_uri(), env={"RPT_STORE": "", "MLFLOW_TRACKING_URI": ""})
+    assert pod.returncode == 0, pod.stderr
+    plan = read_plan(pod.stdout.strip())
+    assert {job.inputs["backend"] for job in plan.jobs if job.kind == "generate"} == {"vllm"}

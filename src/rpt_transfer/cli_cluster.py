@@ -77,13 +77,13 @@ def submit(
 
 def status(study_file: StudyArg, namespace: NamespaceOpt = None, argo_server: ArgoServerOpt = None) -> None:
     """Jobs done, running and failed per kind (store, newest Workflow); each failed pod's log command."""
-    from rpt_transfer.argo.client import STUDY_LABEL
+    from rpt_transfer.argo.client import study_selector
     from rpt_transfer.argo.status import COLUMNS, study_status
 
     report = study_status(study_file, namespace, argo_server)
     state, ns, study = report.state, report.namespace, report.state.plan.study
     if state.workflow is None:
-        _say(f"study {study}: no Workflow in namespace {ns} (label {STUDY_LABEL}={study}); the store says:")
+        _say(f"study {study}: no Workflow in namespace {ns} (label {study_selector(study)}); the store says:")
     else:
         meta, wf_status = state.workflow["metadata"], state.workflow.get("status") or {}
         when = "".join(

@@ -235,6 +235,7 @@ def prepare_study(
                 lambda line: warn(line.replace(str(path), study)),
                 store_uri=store.uri,
                 workflow=workflow,
+                runnable=False,  # the runner image plans; the evaluator and trainer images run the backends
             )
         except RptError as err:
             raise _renamed(err, str(path), study) from None

@@ -1,7 +1,7 @@
 """The Argo executor and both clients against k8s_double (a contract double, not a cluster), S3 on moto.
 
 submit creates the Workflow, status maps the store and the pod nodes to job states, wait polls until the
-Workflow ends, cancel sets `spec.shutdown: Terminate`; the clients' failures are one line each.
+Workflow ends, cancel sets `spec.shutdown: Stop` (the exit handler still runs); the clients' failures are one line each.
 """
 
 from pathlib import Path
@@ -64,7 +64,7 @@ def test_submit_status_wait_and_cancel(double: K8sDouble, client: WorkflowClient
     assert {executor.status()[job] for job in generate} == {JobState.RUNNING}
 
     executor.cancel()
-    assert double.workflows[(NAMESPACE, name)]["spec"]["shutdown"] == "Terminate"
+    assert double.workflows[(NAMESPACE, name)]["spec"]["shutdown"] == "Stop"
 
     lost = pod_node(
         name,

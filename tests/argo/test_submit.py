@@ -4,6 +4,7 @@ The double speaks the Kubernetes custom-resource API and the Argo Server's, vali
 against the Argo v4.1 JSON schema, and runs no controller: tests write the Workflow's status themselves.
 """
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from k8s_double import (  # noqa: F401 - fixtures
 )
 
 from conftest import tiny_study, write_study
-from rpt_transfer.argo.client import STUDY_LABEL, TEMPLATE_NAME, workflow_body
+from rpt_transfer.argo.client import STUDY_LABEL, TEMPLATE_NAME, study_label, workflow_body
 from rpt_transfer.argo.status import fnv32a
 from rpt_transfer.plan import latest_plan_key
 from rpt_transfer.store import Store
@@ -213,3 +214,15 @@ def test_the_installed_template_declares_every_parameter_submit_passes(
         == {"study", "score-chunk"}
         <= declared
     )
+
+
+LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
+"""Kubernetes' rule for a label value (at most 63 characters)."""
+
+
+@pytest.mark.parametrize("study", ["mini", "mini-", "a_b.", "x" * 62 + "_", "ab-_."])
+def test_every_study_name_makes_a_valid_label_of_its_own(study: str) -> None:
+    label = workflow_body(study, "s3://b/spec.yaml")["metadata"]["labels"][STUDY_LABEL]
+    assert LABEL_VALUE.match(label) and len(label) <= 63 and label == study_label(study)
+    assert (label == study) == study[-1].isalnum()
+    assert study_label(study + "-") != study_label(study + ".")  # two names never share one label

@@ -146,7 +146,8 @@ def test_the_limits_config_map_is_a_config_map(schema: dict[str, Any]) -> None:
     assert list(validator(schema, meta).iter_errors(obj["metadata"])) == []
     assert unknown_keys(schema, obj["metadata"], schema["definitions"][meta]) == []
     assert obj["data"] and all(isinstance(v, str) and v.isdigit() for v in obj["data"].values())
-    assert obj["metadata"]["name"] == pods.LIMITS_CONFIGMAP and DEFAULTS["gpu-semaphore-key"] in obj["data"]
+    assert obj["metadata"]["name"] == pods.LIMITS_CONFIGMAP
+    assert set(obj["data"]) == {DEFAULTS["gpu-semaphore-key"], DEFAULTS["cpu-semaphore-key"]}
 
 
 @pytest.mark.parametrize("path", list(templates.OBJECTS))
@@ -290,36 +291,123 @@ def test_every_pod_has_its_role_credentials_addresses_deadline_and_retries() -> 
 @pytest.mark.parametrize("name", ["generate-gpu", "train-gpu"])
 def test_gpu_pods_get_gpus_gpu_nodes_shm_and_the_semaphore(schema: dict[str, Any], name: str) -> None:
     template = leaf_templates()[name]
-    selector = '{"cloud.google.com/gke-accelerator": "nvidia-h100-80gb"}'
-    patch = json.loads(fill(template["podSpecPatch"], **{"workflow.parameters.gpu-node-selector": selector}))
-    assert set(patch) == {"containers", "nodeSelector", "tolerations", "volumes"}  # the schema has no PodSpec
+    patch = json.loads(fill(template["podSpecPatch"]))
+    assert set(patch) == {"containers"}  # the schema has no PodSpec
     # a patch's container is partial (no image): its resources are validated whole, its keys checked
-    pieces = [("ResourceRequirements", c["resources"]) for c in patch["containers"]]
-    pieces += [("Volume", v) for v in patch["volumes"]] + [("Toleration", t) for t in patch["tolerations"]]
     assert (
         unknown_keys(
             schema, patch["containers"], {"items": schema["definitions"]["io.k8s.api.core.v1.Container"]}
         )
         == []
     )
-    for kind, piece in pieces:
-        definition = f"io.k8s.api.core.v1.{kind}"
-        assert not any(True for _ in validator(schema, definition).iter_errors(piece)), (kind, piece)
-        assert unknown_keys(schema, piece, schema["definitions"][definition]) == [], kind
     (main,) = patch["containers"]
+    definition = "io.k8s.api.core.v1.ResourceRequirements"
+    assert not list(validator(schema, definition).iter_errors(main["resources"]))
+    assert main == {
+        "name": "main",
+        "resources": {"limits": {"nvidia.com/gpu": "1"}, "requests": {"nvidia.com/gpu": "1"}},
+    }
+    assert template["nodeSelector"] == {
+        "{{workflow.parameters.gpu-node-label}}": "{{workflow.parameters.gpu-node-label-value}}"
+    }
+    assert template["tolerations"] == [
+        {"key": "{{workflow.parameters.gpu-toleration-key}}", "operator": "Exists", "effect": "NoSchedule"}
+    ]
     assert (
-        main["name"] == "main"
-        and main["resources"]["limits"] == {"nvidia.com/gpu": "1"} == main["resources"]["requests"]
+        DEFAULTS["gpu-node-label"] == "nvidia.com/gpu.present" and DEFAULTS["gpu-node-label-value"] == "true"
     )
-    assert patch["nodeSelector"] == json.loads(selector)
-    assert patch["tolerations"] == [{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]
-    assert patch["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
-    assert template["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory"}}]
+    assert DEFAULTS["gpu-toleration-key"] == "nvidia.com/gpu"
+    assert template["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
     assert template["container"]["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
     image = "evaluator" if name == "generate-gpu" else "trainer"
     assert template["container"]["image"] == f"{{{{workflow.parameters.{image}-image}}}}"
     ref = {"name": "rpt-transfer-limits", "key": "{{workflow.parameters.gpu-semaphore-key}}"}
     assert template["synchronization"] == {"semaphores": [{"configMapKeyRef": ref}]}
+
+
+def quantity(text: str) -> float:
+    """A Kubernetes quantity of the forms the templates use (`500m`, `4`, `16Gi`), in units or bytes."""
+    units = {"m": 1e-3, "Mi": 2**20, "Gi": 2**30, "": 1}
+    number, unit = re.fullmatch(r"(\d+)(m|Mi|Gi|)", text).groups()  # type: ignore[union-attr]
+    return int(number) * units[unit]
+
+
+EXPECTED_SIZES = {
+    "prepare": "small", "aggregate": "small", "exit-handler": "small", "score": "score",
+    "pretrain": "cpu", "train-cpu": "cpu", "generate-cpu": "cpu", "train-gpu": "gpu", "generate-gpu": "gpu",
+}  # fmt: skip
+
+
+def test_every_pod_requests_cpu_and_memory_and_limits_its_memory(schema: dict[str, Any]) -> None:
+    assert set(leaf_templates()) == set(EXPECTED_SIZES)
+    for name, template in leaf_templates().items():
+        resources = template["container"]["resources"]
+        size = pods.SIZES[EXPECTED_SIZES[name]]
+        assert resources == {
+            "requests": {"cpu": size.cpu, "memory": size.memory},
+            "limits": {"memory": size.memory},
+        }, name
+        definition = "io.k8s.api.core.v1.ResourceRequirements"
+        assert not list(validator(schema, definition).iter_errors(resources)), name
+        assert "{{" not in json.dumps(resources)  # Argo refuses a placeholder in a quantity
+    # /dev/shm is memory the GPU pod's cgroup is charged for: its limit must leave room beside it
+    assert quantity(pods.SIZES["gpu"].memory) > quantity(pods.SHM_SIZE) + quantity(pods.SIZES["cpu"].memory)
+
+
+@pytest.mark.parametrize("name", ["score", "pretrain", "train-cpu", "generate-cpu"])
+def test_cpu_pods_hold_the_cpu_semaphore(name: str) -> None:
+    ref = {"name": "rpt-transfer-limits", "key": "{{workflow.parameters.cpu-semaphore-key}}"}
+    assert leaf_templates()[name]["synchronization"] == {"semaphores": [{"configMapKeyRef": ref}]}
+    assert pods.LIMITS[DEFAULTS["cpu-semaphore-key"]] == "32"
+
+
+def test_small_pods_hold_no_semaphore() -> None:
+    for name in ("prepare", "aggregate", "exit-handler"):
+        assert "synchronization" not in leaf_templates()[name], name
+
+
+HOSTILE = 'x"}, "hostPID": true, "nodeName": "n1", "y": {"z": "'
+"""A value that, left raw inside a JSON string of a patch, closes it and adds keys to the pod spec."""
+
+
+def argo_substitute(template: dict[str, Any], values: dict[str, str]) -> dict[str, Any]:
+    """Substitute as Argo's common.SubstituteParams does: the template marshaled to JSON, each `{{name}}`
+    replaced by its value JSON-escaped (strconv.Quote without its quotes), the text unmarshaled again."""
+
+    def value(match: re.Match) -> str:
+        return json.dumps(values[match[1]])[1:-1] if match[1] in values else match[0]
+
+    return json.loads(PLACEHOLDER.sub(value, json.dumps(template)))
+
+
+def test_argo_substitution_leaves_a_value_raw_in_a_patch_so_no_parameter_goes_there() -> None:
+    # why: Argo escapes a value for the template's JSON only, so inside a podSpecPatch's text it is raw,
+    # inside a JSON string of the patch or not; the patch this template had is rewritten by it
+    old = {"podSpecPatch": json.dumps({"nodeSelector": {"label": "{{workflow.parameters.value}}"}})}
+    patched = json.loads(argo_substitute(old, {"workflow.parameters.value": HOSTILE})["podSpecPatch"])
+    assert patched["hostPID"] is True and patched["nodeName"] == "n1"
+    # so no workflow parameter appears in any patch: only the GPU count, an integer `prepare` writes
+    for name, template in leaf_templates().items():
+        placeholders = set(PLACEHOLDER.findall(template.get("podSpecPatch", "")))
+        assert placeholders <= {"inputs.parameters.gpus"}, (name, placeholders)
+
+
+@pytest.mark.parametrize("name", sorted(leaf_templates()))
+def test_a_hostile_value_of_any_parameter_changes_no_key_of_the_pod(name: str) -> None:
+    template = leaf_templates()[name]
+    samples = {f"workflow.parameters.{k}": v for k, v in DEFAULTS.items()} | SAMPLES
+    hostile = {key: HOSTILE for key in samples if key.startswith("workflow.parameters.")} | SAMPLES
+    normal, attacked = argo_substitute(template, samples), argo_substitute(template, hostile)
+
+    def shape(tree: dict[str, Any]) -> list[str]:  # nodeSelector's key is a parameter: checked below
+        return key_paths({key: value for key, value in tree.items() if key != "nodeSelector"})
+
+    assert shape(attacked) == shape(normal)  # every value stays inside a string
+    if "podSpecPatch" in template:
+        assert json.loads(attacked["podSpecPatch"]) == json.loads(normal["podSpecPatch"])
+    if "nodeSelector" in template:
+        assert attacked["nodeSelector"] == {HOSTILE: HOSTILE}
+        assert attacked["tolerations"] == [{"key": HOSTILE, "operator": "Exists", "effect": "NoSchedule"}]
 
 
 def test_only_gpu_pods_ask_for_gpus() -> None:
@@ -335,7 +423,7 @@ def test_score_pods_run_the_sandbox_at_its_userns_level() -> None:
         "rpt-transfer.io/role": "score",
         "rpt-transfer.io/egress": "store-and-mlflow",
     }
-    assert container["image"] == "{{workflow.parameters.runner-image}}" and "resources" not in container
+    assert container["image"] == "{{workflow.parameters.runner-image}}"
     assert {"name": "RPT_SANDBOX_MIN", "value": "{{workflow.parameters.sandbox-min}}"} in container["env"]
     assert DEFAULTS["sandbox-min"] == "userns"
     # docs/sandbox.md, "Which pod settings give which level", the `userns` row
@@ -363,44 +451,89 @@ def test_the_example_workflow_needs_no_override_strict_referencing_blocks() -> N
 
 
 TOKEN = re.compile(
-    r"\s*(?:(?P<op>&&|\|\||==|!=|[()\[\],])|(?P<name>lastRetry\.(?:status|exitCode)|asInt|in)|(?P<int>-?\d+)|(?P<str>'[^']*'))"
+    r"\s*(?:(?P<op>&&|\|\||==|!=|!|[()\[\],])"
+    r"|(?P<name>lastRetry\.(?:status|exitCode|message)|asInt|in|contains|not)(?![\w.])"
+    r"|(?P<int>-?\d+)|(?P<str>'[^'\\]*'))"
 )
+NAMES = {
+    "&&": "and", "||": "or", "!": "not", "not": "not", "asInt": "int",
+    "lastRetry.status": "status", "lastRetry.exitCode": "exit_code", "lastRetry.message": "message",
+}  # fmt: skip
 
 
 def expr_to_python(expression: str) -> str:
-    """Translate the expr-lang subset the retry expression uses; any other token fails the test."""
-    out, at = [], 0
+    """Translate the expr-lang subset the retry expression uses; any other token fails the test.
+
+    As expr-lang defines them: `a contains b` is true when string `a` holds `b` (Python `b in a`; here both
+    operands must be single tokens, so no precedence is involved); `!` and `not` negate the operand that
+    follows, binding tighter than any binary operator, where Python's `not` binds looser than comparisons:
+    a `(` must follow them, so both read the same. `x in [...]` is membership in a list, as in Python.
+    """
+    tokens, at = [], 0
     while at < len(expression.rstrip()):
         match = TOKEN.match(expression, at)
         assert match is not None and match.end() > at, f"not in the translated subset: {expression[at:]!r}"
         at = match.end()
-        token = match[0].strip()
-        out.append(
-            {
-                "&&": "and",
-                "||": "or",
-                "asInt": "int",
-                "lastRetry.status": "status",
-                "lastRetry.exitCode": "exit_code",
-            }.get(token, token)
-        )
+        tokens.append(match[0].strip())
+    out: list[str] = []
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token in ("!", "not"):
+            assert tokens[index + 1 : index + 2] == ["("], f"{token} must be followed by ( here: {expression}"
+        if token == "contains":
+            left, right = out.pop(), tokens[index + 1]
+            assert left not in (")", "]") and right not in ("(", "["), (
+                f"contains takes single-token operands: {expression}"
+            )
+            out += ["(", NAMES.get(right, right), "in", left, ")"]
+            index += 2
+            continue
+        out.append(NAMES.get(token, token))
+        index += 1
     return " ".join(out)
 
 
+def test_the_translation_reads_contains_and_not_as_expr_lang_does() -> None:
+    def run(expression: str, **names: str) -> bool:
+        return eval(expr_to_python(expression), {"__builtins__": {"int": int}}, names)
+
+    assert run("lastRetry.message contains 'dead'", message="a deadline") is True
+    assert run("!(lastRetry.message contains 'dead')", message="a deadline") is False
+    assert run("not (lastRetry.status == 'Error')", status="Failed") is True
+    assert run("asInt(lastRetry.exitCode) in [-1, 75]", exit_code="-1") is True
+    with pytest.raises(AssertionError, match="must be followed by"):
+        expr_to_python("!lastRetry.message contains 'x'")  # expr-lang: (!message) contains 'x', an error
+    with pytest.raises(AssertionError, match="not in the translated subset"):
+        expr_to_python("lastRetry.duration > 5")
+
+
+EVICTED = "The node was low on resource: memory. Threshold quantity: 100Mi, available: 50Mi."
+
+
 @pytest.mark.parametrize(
-    ("status", "exit_code", "retried"),
+    ("status", "exit_code", "message", "retried"),
     [
-        ("Failed", "2", False),  # a user error: never retried
-        ("Failed", "137", True),  # OOM-killed
-        ("Failed", "75", True),  # store or server connection trouble
-        ("Error", "-1", True),  # evicted, deleted, node lost: Argo gives no exit code
-        ("Failed", "1", False),  # a job failed: a retry would fail the same way
-        ("Error", "2", False),
+        ("Failed", "-1", EVICTED, True),  # evicted before its container started: Argo says Failed, -1
+        ("Failed", "-1", "Pod was rejected: Node didn't have enough resource: cpu", True),  # admission
+        ("Failed", "137", f"{pods.DEADLINE_MESSAGE}.", False),  # killed at its deadline: 137 too, not retried
+        ("Failed", "-1", pods.DEADLINE_MESSAGE, False),  # deadline before the container ran
+        ("Error", "-1", pods.DEADLINE_MESSAGE, False),
+        ("Failed", "2", "", False),  # a user error: never retried
+        ("Error", "2", "", False),
+        ("Failed", "1", "", False),  # a job failed: a retry would fail the same way
+        ("Failed", "1", EVICTED, False),
+        ("Failed", "75", "", True),  # store or server connection trouble
+        ("Failed", "137", "OOMKilled (exit code 137)", True),  # OOM-killed
+        ("Failed", "137", "", True),
+        ("Error", "-1", "pod deleted", True),  # deleted, node lost: Argo's Error
+        ("Error", "1", "", True),
     ],
 )
-def test_the_retry_expression(status: str, exit_code: str, retried: bool) -> None:
+def test_the_retry_expression(status: str, exit_code: str, message: str, retried: bool) -> None:
     python = expr_to_python(pods.RETRY_EXPRESSION)
-    assert eval(python, {"__builtins__": {"int": int}}, {"status": status, "exit_code": exit_code}) is retried
+    names = {"status": status, "exit_code": exit_code, "message": message}
+    assert eval(python, {"__builtins__": {"int": int}}, names) is retried
 
 
 def test_the_docs_list_every_parameter_with_its_default() -> None:

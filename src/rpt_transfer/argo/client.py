@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from rpt_transfer.errors import RptError
+from rpt_transfer.hashing import short_hash
 
 TEMPLATE_NAME = "rpt-transfer-study"
 """The WorkflowTemplate every submitted Workflow refers to (the chart or `workflows/` installs it)."""
@@ -94,9 +95,25 @@ def workflow_body(study: str, spec_uri: str, score_chunk: int | None = None) -> 
     return {
         "apiVersion": API_VERSION,
         "kind": "Workflow",
-        "metadata": {"generateName": f"{_dns_name(study)}-", "labels": {STUDY_LABEL: study}},
+        "metadata": {"generateName": f"{_dns_name(study)}-", "labels": {STUDY_LABEL: study_label(study)}},
         "spec": {"workflowTemplateRef": {"name": TEMPLATE_NAME}, "arguments": {"parameters": parameters}},
     }
+
+
+def study_label(study: str) -> str:
+    """The study's name as a label value, which must end with a letter or digit (a study name may not).
+
+    A name that is not a valid label value as it stands gets a short hash of itself in place of its ragged
+    end, so two studies never share a label and the same study always finds its own Workflows.
+    """
+    if study[-1].isalnum():
+        return study
+    return f"{study.rstrip('-_.')[:52]}-{short_hash(study)[:10]}"
+
+
+def study_selector(study: str) -> str:
+    """The label selector of a study's Workflows (what `submit` and `status` list)."""
+    return f"{STUDY_LABEL}={study_label(study)}"
 
 
 def _dns_name(study: str) -> str:

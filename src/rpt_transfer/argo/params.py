@@ -1,8 +1,12 @@
 """The WorkflowTemplate's parameters: one table, read by the templates, the docs and the size checks.
 
-Every value is a string (Argo parameters are strings): numbers, JSON objects and durations included.
+Every value is a string (Argo parameters are strings): numbers and durations included.
 A Workflow made from the template overrides only these (`spec.arguments.parameters`), which Argo v4.1's
 strict template referencing allows; nothing a user needs is left to `podSpecPatch` or `volumes`.
+
+A submitter chooses every value, so each one lands only where Argo escapes it for where it lands: a string
+field of the template (JSON-escaped as the template's JSON), never the text of a `podSpecPatch`, where the
+same escaping leaves it raw (see pods.SIZES).
 """
 
 from typing import NamedTuple
@@ -21,9 +25,6 @@ class Param(NamedTuple):
     """What it sets, for docs/argo-templates.md."""
 
 
-GPU_TOLERATIONS = '[{"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}]'
-"""Tolerate the taint GPU node pools usually carry (the NVIDIA GPU operator's and the clouds' key)."""
-
 PARAMS: tuple[Param, ...] = (
     Param("study", None, "the study spec's URI (`s3://...`, `file://...`); `prepare` reads it"),
     Param("score-chunk", "4", "score jobs per score pod (`prepare --score-chunk`)"),
@@ -35,11 +36,19 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("evaluator-image", f"rpt-transfer/evaluator:{__version__}", "image of the generate pods (vLLM)"),
     Param("trainer-image", f"rpt-transfer/trainer:{__version__}", "image of the train pods"),
-    Param("gpu-resource", "nvidia.com/gpu", "the extended resource a GPU pod asks for"),
-    Param("gpu-node-selector", "{}", "JSON object: the GPU pods' nodeSelector"),
-    Param("gpu-tolerations", GPU_TOLERATIONS, "JSON list: the GPU pods' tolerations"),
-    Param("shm-size", "16Gi", "size of the in-memory /dev/shm of GPU pods (NCCL, vLLM workers)"),
+    Param("gpu-node-label", "nvidia.com/gpu.present", "the node label GPU pods select (nodeSelector key)"),
+    Param("gpu-node-label-value", "true", "its value (nodeSelector value)"),
+    Param(
+        "gpu-toleration-key",
+        "nvidia.com/gpu",
+        "taint key GPU pods tolerate (`Exists`, `NoSchedule`); empty: every taint",
+    ),
     Param("gpu-semaphore-key", "gpu-pods", "key in ConfigMap rpt-transfer-limits: GPU pods at once"),
+    Param(
+        "cpu-semaphore-key",
+        "cpu-pods",
+        "key in ConfigMap rpt-transfer-limits: score, pretrain, train-cpu, generate-cpu pods at once",
+    ),
     Param("sandbox-min", "userns", "score pods' `RPT_SANDBOX_MIN` (docs/sandbox.md)"),
     Param("retries", "3", "retries of a pod that failed for a reason a retry fixes"),
     Param("retry-max-duration", "48h", "no retry starts later than this after a step's first attempt"),

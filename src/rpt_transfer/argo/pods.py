@@ -6,6 +6,7 @@ those docs/sandbox.md gives for the `userns` level.
 """
 
 import json
+from typing import NamedTuple
 
 from hera.workflows import models as m
 
@@ -20,17 +21,25 @@ MAIN = "main"
 """Argo's name for a container template's container: the GPU patch merges into it by this name."""
 SHM_VOLUME, SHM_PATH = "dshm", "/dev/shm"
 
-RETRY_EXIT_CODES = (EXIT_TRANSIENT, 137)
-"""Exit codes worth a retry: 75 (`EXIT_TRANSIENT`: the store or a server did not answer), 137 (OOM kill)."""
+RETRY_EXIT_CODES = (-1, EXIT_TRANSIENT, 137)
+"""Exit codes of a `Failed` pod worth a retry: -1 (Argo's code when the main container never ran: evicted
+under node pressure, refused at admission, its node shut down), 75 (`EXIT_TRANSIENT`: the store or a server
+did not answer), 137 (OOM kill; also any kill by signal, which the emissary reports as 137)."""
 NEVER_RETRY_EXIT_CODE = 2
 """`job run`'s user error (bad plan, part or spec): the same pod would fail the same way."""
+DEADLINE_MESSAGE = "Pod was active on the node longer than the specified deadline"
+"""The pod's status message when `activeDeadlineSeconds` killed it (kubelet's, which Argo copies): a retry
+would run out of time the same way, so it is never retried, whatever its exit code (137 there)."""
 RETRY_EXPRESSION = (
-    f"asInt(lastRetry.exitCode) != {NEVER_RETRY_EXIT_CODE} && (lastRetry.status == 'Error'"
-    " || (lastRetry.status == 'Failed' && asInt(lastRetry.exitCode) in"
+    f"asInt(lastRetry.exitCode) != {NEVER_RETRY_EXIT_CODE}"
+    f" && !(lastRetry.message contains '{DEADLINE_MESSAGE}')"
+    " && (lastRetry.status == 'Error' || (lastRetry.status == 'Failed' && asInt(lastRetry.exitCode) in"
     f" [{', '.join(str(code) for code in RETRY_EXIT_CODES)}]))"
 )
-"""Argo's retry condition (expr-lang): a pod error (status Error: evicted, deleted, node lost), or a failure
-with a retryable exit code; never exit 2. Other failures (exit 1: a job failed) are not retried."""
+"""Argo's retry condition (expr-lang): never exit 2, never a pod its deadline killed; else a pod error
+(status Error), or a failure (status Failed: Argo gives a pod with a status message, such as an eviction,
+this status, operator.go inferFailedReason) with a retryable exit code. Exit 1 (a job failed) is not
+retried."""
 BACKOFF = m.Backoff(duration="1m", factor="2", cap="30m", max_duration=wf("retry-max-duration"))
 
 
@@ -53,8 +62,9 @@ CREDENTIALS = [m.EnvFromSource(secret_ref=m.SecretEnvSource(name=wf("credentials
 
 
 LIMITS_CONFIGMAP = "rpt-transfer-limits"
-LIMITS = {"gpu-pods": "4"}
-"""The ConfigMap's semaphore counts: GPU pods of all studies in the namespace at once (edit to the quota)."""
+LIMITS = {"gpu-pods": "4", "cpu-pods": "32"}
+"""The ConfigMap's semaphore counts, for all studies in the namespace at once (edit them to the quota):
+`gpu-pods`, GPU pods (not GPUs); `cpu-pods`, pods of score, pretrain, train-cpu and generate-cpu."""
 
 
 def retry_strategy() -> m.RetryStrategy:
@@ -62,43 +72,83 @@ def retry_strategy() -> m.RetryStrategy:
     return m.RetryStrategy(limit=wf("retries"), expression=RETRY_EXPRESSION, backoff=BACKOFF)
 
 
-def gpu_semaphore() -> m.Synchronization:
-    """At most N GPU pods at once: N at key `gpu-semaphore-key` of ConfigMap rpt-transfer-limits (v4 form)."""
-    key = m.ConfigMapKeySelector(name=LIMITS_CONFIGMAP, key=wf("gpu-semaphore-key"))
+def semaphore(key_parameter: str) -> m.Synchronization:
+    """At most N such pods at once: N at the key that parameter names in ConfigMap rpt-transfer-limits.
+
+    v4's list form (`semaphores`); Argo takes the permit for the step's Retry node, so a pod waiting out
+    its retry backoff still holds it.
+    """
+    key = m.ConfigMapKeySelector(name=LIMITS_CONFIGMAP, key=wf(key_parameter))
     return m.Synchronization(semaphores=[m.SemaphoreRef(config_map_key_ref=key)])
 
 
-_JSON_SLOTS = {"@node-selector@": wf("gpu-node-selector"), "@tolerations@": wf("gpu-tolerations")}
+class Size(NamedTuple):
+    """A pod's CPU and memory: requested, and memory also its limit (a pod over it is OOM-killed, 137)."""
+
+    cpu: str
+    memory: str
+
+
+SIZES = {
+    "small": Size("500m", "2Gi"),
+    "score": Size("2", "8Gi"),
+    "cpu": Size("4", "16Gi"),
+    "gpu": Size("8", "96Gi"),
+}
+"""Each pod kind's size: `small` (prepare, aggregate, exit-handler), `score`, `cpu` (pretrain, train-cpu,
+generate-cpu), `gpu` (train-gpu, generate-gpu; /dev/shm's SHM_SIZE counts against its memory).
+
+Literal quantities on the container, not workflow parameters: a parameter reaches a pod's spec only
+through `podSpecPatch` (Argo refuses a `{{...}}` in a quantity), and Argo substitutes a value there
+JSON-escaped for the template's own JSON, which leaves it raw in the patch's text, inside a JSON string
+or not (common.SubstituteParams): any such value could rewrite the pod spec. A cluster changes them where
+it installs the template (the chart of issue 13 renders them)."""
+
+GPU_RESOURCE = "nvidia.com/gpu"
+"""The extended resource a GPU pod asks for (requests and limits), in its patch: a literal, as SIZES."""
+SHM_SIZE = "16Gi"
+"""Size of the GPU pods' in-memory /dev/shm (NCCL, vLLM workers); below SIZES["gpu"].memory."""
+
+
+def resources(kind: str) -> m.ResourceRequirements:
+    """The container's requests and memory limit for a pod of `kind` (SIZES)."""
+    size = SIZES[kind]
+    return m.ResourceRequirements(
+        requests={"cpu": size.cpu, "memory": size.memory}, limits={"memory": size.memory}
+    )
+
+
+def gpu_node_selector() -> dict[str, str]:
+    """The GPU pods' nodeSelector: one label, its key and value parameters; a template field, not a patch."""
+    return {wf("gpu-node-label"): wf("gpu-node-label-value")}
+
+
+def gpu_tolerations() -> list[m.Toleration]:
+    """Tolerate the GPU taint: key from `gpu-toleration-key`, any value, effect NoSchedule.
+
+    An empty key with `Exists` tolerates every taint, as Kubernetes defines it.
+    """
+    return [m.Toleration(key=wf("gpu-toleration-key"), operator="Exists", effect="NoSchedule")]
 
 
 def gpu_pod_spec_patch() -> str:
-    """The GPU pod's own patch: `gpus` GPUs, the GPU nodes (JSON parameters) and /dev/shm's size.
+    """The GPU pod's own patch: `gpus` GPUs, merged into the container `main` (requests and limits).
 
-    A patch because Argo parses resource quantities and sizes when it reads a template (a `{{...}}` there
-    is refused) and the node selector and tolerations come whole from JSON parameters; it is the
-    template's own, so no Workflow ever has to override `podSpecPatch` or `volumes`.
+    A patch because the count is an input (`{{inputs.parameters.gpus}}`, an integer `prepare` writes) and
+    Argo refuses a `{{...}}` in a resource quantity. No workflow parameter goes into it (see SIZES).
     """
     gpus = "{{inputs.parameters.gpus}}"
     patch = {
         "containers": [
-            {
-                "name": MAIN,
-                "resources": {"limits": {wf("gpu-resource"): gpus}, "requests": {wf("gpu-resource"): gpus}},
-            }
-        ],
-        "nodeSelector": "@node-selector@",
-        "tolerations": "@tolerations@",
-        "volumes": [{"name": SHM_VOLUME, "emptyDir": {"medium": "Memory", "sizeLimit": wf("shm-size")}}],
+            {"name": MAIN, "resources": {"limits": {GPU_RESOURCE: gpus}, "requests": {GPU_RESOURCE: gpus}}}
+        ]
     }
-    text = json.dumps(patch)
-    for slot, parameter in _JSON_SLOTS.items():
-        text = text.replace(json.dumps(slot), parameter)  # a JSON value, not a string
-    return text
+    return json.dumps(patch)
 
 
 def shm() -> tuple[list[m.Volume], list[m.VolumeMount]]:
-    """The GPU pods' /dev/shm: in memory (its size comes from the patch); the default 64 MB stalls NCCL."""
-    volume = m.Volume(name=SHM_VOLUME, empty_dir=m.EmptyDirVolumeSource(medium="Memory"))
+    """The GPU pods' /dev/shm: in memory, SHM_SIZE; the default 64 MB stalls NCCL."""
+    volume = m.Volume(name=SHM_VOLUME, empty_dir=m.EmptyDirVolumeSource(medium="Memory", size_limit=SHM_SIZE))
     return [volume], [m.VolumeMount(name=SHM_VOLUME, mount_path=SHM_PATH)]
 
 
@@ -121,4 +171,5 @@ def sandbox_security() -> m.SecurityContext:
 
 
 SANDBOX_POD_PATCH = json.dumps({"hostUsers": False})
-"""`procMount: Unmasked` needs the pod in its own user namespace; Argo templates have no `hostUsers` field."""
+"""`procMount: Unmasked` needs the pod in its own user namespace; Argo templates have no `hostUsers` field.
+It holds no `{{...}}`: nothing a submitter gives reaches it."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rpt_transfer.argo.client import POD_NAME_ANNOTATION, STUDY_LABEL, is_finished, newest
+from rpt_transfer.argo.client import POD_NAME_ANNOTATION, is_finished, newest, study_selector
 from rpt_transfer.executors.base import JobState
 from rpt_transfer.fanout import part_jobs
 from rpt_transfer.plan import STAGES, Plan
@@ -220,7 +220,7 @@ def study_status(path: Path, namespace: str | None, argo_server: str | None) -> 
     loaded = load_and_resolve(path, check_store=False, runnable=False)
     client = connect(namespace, argo_server)
     study = loaded.study.study
-    workflow = newest(client.list_workflows(f"{STUDY_LABEL}={study}"))
+    workflow = newest(client.list_workflows(study_selector(study)))
     if workflow is not None:  # the listing may leave out status; read the Workflow itself
         workflow = client.get_workflow(workflow["metadata"]["name"])
     plan = workflow_plan(workflow, loaded.store, study)

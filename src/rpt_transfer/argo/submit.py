@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from rpt_transfer.argo.client import STUDY_LABEL, WorkflowClient, connect, is_finished, workflow_body
+from rpt_transfer.argo.client import WorkflowClient, connect, is_finished, study_selector, workflow_body
 from rpt_transfer.argo.status import StudyState, done_jobs
 from rpt_transfer.errors import RptError
 from rpt_transfer.executors.argo import ArgoExecutor
@@ -57,7 +57,7 @@ def check_store(loaded: Loaded) -> None:
 
 def running_workflows(client: WorkflowClient, study: str) -> list[dict[str, Any]]:
     """The study's Workflows in the client's namespace that have not finished."""
-    return [w for w in client.list_workflows(f"{STUDY_LABEL}={study}") if not is_finished(w)]
+    return [w for w in client.list_workflows(study_selector(study)) if not is_finished(w)]
 
 
 def refuse_running(client: WorkflowClient, study: str) -> None:

@@ -50,13 +50,14 @@ def _pod(
     args: list[str],
     deadline: str,
     *,
+    size: str,
     inputs: tuple[str, ...] = (),
     **more: Any,
 ) -> m.Template:
     """A container template running `rpt-transfer ARGS`, retried as `pods.retry_strategy` says.
 
-    `image` names a workflow parameter, `deadline` one or a number of seconds; `more` sets other
-    Template fields, and its `container_fields` other Container fields.
+    `image` names a workflow parameter, `deadline` one or a number of seconds, `size` a kind of
+    `pods.SIZES`; `more` sets other Template fields, and its `container_fields` other Container fields.
     """
     container = more.pop("container_fields", {})
     return m.Template(
@@ -69,6 +70,7 @@ def _pod(
             args=args,
             env=container.pop("env", pods.env()),
             env_from=pods.CREDENTIALS,
+            resources=pods.resources(size),
             **container,
         ),
         active_deadline_seconds=wf(deadline) if deadline in NAMES else deadline,
@@ -90,11 +92,28 @@ def _gpu(name: str, role: str, image: str, deadline: str) -> m.Template:
         image,
         _part_args(),
         deadline,
+        size="gpu",
         inputs=("plan", "part", "gpus"),
         container_fields={"volume_mounts": mounts},
         volumes=volumes,
+        node_selector=pods.gpu_node_selector(),
+        tolerations=pods.gpu_tolerations(),
         pod_spec_patch=pods.gpu_pod_spec_patch(),
-        synchronization=pods.gpu_semaphore(),
+        synchronization=pods.semaphore("gpu-semaphore-key"),
+    )
+
+
+def _cpu(name: str, role: str, image: str, deadline: str, **more: Any) -> m.Template:
+    """A `job run --part` pod without GPUs, one of `cpu-pods` at once."""
+    return _pod(
+        name,
+        role,
+        image,
+        _part_args(),
+        deadline,
+        inputs=("plan", "part"),
+        synchronization=pods.semaphore("cpu-semaphore-key"),
+        **({"size": "cpu"} | more),
     )
 
 
@@ -108,18 +127,17 @@ def prepare() -> m.Template:
         ]
     )
     args += ["--score-chunk", wf("score-chunk")]
-    return _pod("prepare", "prepare", "runner-image", args, "prepare-deadline", outputs=outputs)
+    return _pod("prepare", "prepare", "runner-image", args, "prepare-deadline", size="small", outputs=outputs)
 
 
 def score() -> m.Template:
     """A chunk of one model group's score jobs: no GPU, sandbox at its minimum, egress to store and MLflow."""
-    return _pod(
+    return _cpu(
         "score",
         "score",
         "runner-image",
-        _part_args(),
         "score-deadline",
-        inputs=("plan", "part"),
+        size="score",
         metadata=pods.labels("score", **{pods.EGRESS_LABEL: "store-and-mlflow"}),
         container_fields={"env": pods.env(pods.SANDBOX_ENV), "security_context": pods.sandbox_security()},
         pod_spec_patch=pods.SANDBOX_POD_PATCH,
@@ -137,7 +155,7 @@ def exit_handler() -> m.Template:
         "--workflow",
         "{{workflow.name}}",
     ]
-    return _pod("exit-handler", "exit-handler", "runner-image", args, EXIT_DEADLINE)
+    return _pod("exit-handler", "exit-handler", "runner-image", args, EXIT_DEADLINE, size="small")
 
 
 def _step(
@@ -226,20 +244,25 @@ def model() -> m.Template:
 
 def templates() -> list[m.Template]:
     """Every template of the WorkflowTemplate, entrypoint first."""
-    part = ("plan", "part")
     aggregate_args = ["job", "run", "--plan", "{{inputs.parameters.plan}}", "--part", "aggregate"]
     return [
         study(),
         model(),
         prepare(),
-        _pod("pretrain", "pretrain", "runner-image", _part_args(), "pretrain-deadline", inputs=part),
+        _cpu("pretrain", "pretrain", "runner-image", "pretrain-deadline"),
         _gpu("train-gpu", "train", "trainer-image", "train-deadline"),
-        _pod("train-cpu", "train", "trainer-image", _part_args(), "train-deadline", inputs=part),
+        _cpu("train-cpu", "train", "trainer-image", "train-deadline"),
         _gpu("generate-gpu", "generate", "evaluator-image", "generate-deadline"),
-        _pod("generate-cpu", "generate", "evaluator-image", _part_args(), "generate-deadline", inputs=part),
+        _cpu("generate-cpu", "generate", "evaluator-image", "generate-deadline"),
         score(),
         _pod(
-            "aggregate", "aggregate", "runner-image", aggregate_args, "aggregate-deadline", inputs=("plan",)
+            "aggregate",
+            "aggregate",
+            "runner-image",
+            aggregate_args,
+            "aggregate-deadline",
+            size="small",
+            inputs=("plan",),
         ),
         exit_handler(),
     ]
@@ -266,7 +289,7 @@ def workflow_template() -> m.WorkflowTemplate:
 
 
 def limits_config_map() -> dict[str, Any]:
-    """ConfigMap `rpt-transfer-limits`: the semaphore counts of the GPU templates (Hera has no core kinds)."""
+    """ConfigMap `rpt-transfer-limits`: the semaphore counts (pods.LIMITS; Hera has no core kinds)."""
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",

@@ -3,7 +3,7 @@
 `submit` creates the Workflow (its prepare step finds the spec and plan `rpt-transfer prepare` stored);
 every pod runs `rpt-transfer job run --plan PLAN --part PART`, the same job code as the local executor.
 `status` reads the job states off the store (done = manifest) and the Workflow's pod nodes
-(`rpt_transfer.argo.status`); `wait` polls until the Workflow has finished; `cancel` terminates it.
+(`rpt_transfer.argo.status`); `wait` polls until the Workflow has finished; `cancel` stops it.
 """
 
 from __future__ import annotations
@@ -110,6 +110,10 @@ class ArgoExecutor(Executor):
         ]
 
     def cancel(self) -> None:
-        """Terminate the Workflow (`spec.shutdown: Terminate`); finished outputs stay in the store."""
+        """Stop the Workflow (`spec.shutdown: Stop`): its pods are killed, finished outputs stay in the store.
+
+        Stop, not Terminate: Terminate skips the exit handler, which would leave the study's MLflow parent run
+        RUNNING until the study is submitted again.
+        """
         if self.name:
-            self.client.shutdown(self.name, "Terminate")
+            self.client.shutdown(self.name, "Stop")
