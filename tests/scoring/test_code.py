@@ -384,3 +384,17 @@ def test_tests_compiled_on_the_host_postpone_annotations_as_the_runner_did() -> 
     context = "def helper(x: NotDefinedAnywhere) -> int:\n    return x\n"
     reference = function_reference("f", "assert f(helper(1)) == 2\n", context=context)
     assert verify_function("def f(x):\n    return x + 1\n", reference).correct == 1.0
+
+
+@pytest.mark.parametrize("where", ["call", "load"])
+def test_a_candidate_ended_by_its_cpu_limit_timed_out(where: str) -> None:
+    """The CPU-time limit (1 s here) ends a busy candidate before the wall clock (10 s): still a timeout.
+
+    With both at 5 s, which came first was a race, and a lost one read as a wrong answer."""
+    from rpt_transfer.scoring import sandbox
+
+    loop = "while True:\n    pass"
+    program = f"def add(a, b):\n    {loop.replace(chr(10), chr(10) + '    ')}" if where == "call" else loop
+    limits = sandbox.Limits(cpu_seconds=1, memory_bytes=code.MEMORY_BYTES)
+    verdict = verify_function(fenced(program), ADD, timeout=10, limits=limits)
+    assert (verdict.correct, verdict.reason) == (0.0, "timeout"), verdict.explanation[:500]

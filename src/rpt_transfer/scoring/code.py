@@ -74,11 +74,12 @@ from rpt_transfer.scoring.code_extract import flexible_code, strict_code
 from rpt_transfer.scoring.code_harness import harness_command, trusted_payload
 from rpt_transfer.scoring.verdict import Verdict
 
-VERSION = "3"
+VERSION = "4"
 """Version of `verify_function` (scorer "code_function"); part of score job ids. 3: flexible policy and
-format_followed (strict verdicts as in 2)."""
-STDIO_VERSION = "3"
-"""Version of `verify_stdio` (scorer "code_stdio")."""
+format_followed (strict verdicts as in 2). 4: a candidate ended by its CPU-time limit is a timeout (and so
+re-run alone to confirm it), where it raced the wall clock and could read as a wrong answer."""
+STDIO_VERSION = "4"
+"""Version of `verify_stdio` (scorer "code_stdio"); 4: as `VERSION` 4, for references it runs as calls."""
 MAX_COMPLETION_CHARS = 400_000
 """Longer completions are not run: no real answer needs it, and it bounds the work per sample."""
 FUNCTION_TIMEOUT = {"call": 10.0, "unittest": 240.0}
@@ -280,13 +281,15 @@ def _function_verdict(result: sandbox.ExecResult, nonce: str, program: str, code
     """Pass only on the runner's report that carries this run's nonce and says every test passed."""
     report = _authentic_report(result.channel, nonce)
     if report is None:
-        if result.timed_out:
+        if result.timed_out or result.killed_reason == "cpu_limit":
             return Verdict(0.0, code, "timeout", _explain("timed out", program, result))
         headline = f"no verdict from the test runner (exit {result.returncode}, {result.killed_reason})"
         return Verdict(0.0, code, None, _explain(headline, program, result))
     if report.get("passed") is True:
         return Verdict(1.0, code)
     detail = str(report.get("detail", ""))
+    if report.get("limit") == "cpu":  # the CPU-time limit can end the candidate just before the wall clock
+        return Verdict(0.0, code, "timeout", _explain(f"timed out (CPU time)\n{detail}", program, result))
     reason = "parse_error" if report.get("stage") == "load" and "SyntaxError" in detail else None
     return Verdict(0.0, code, reason, _explain(detail, program, result))
 

@@ -62,7 +62,10 @@ def _harness_main() -> None:
         outcome = _call_tests(payload, to_candidate, from_candidate)
     else:
         outcome = _unittest_tests(payload, to_candidate, from_candidate)
-    os.kill(pid, 9)
+    if not _ENDED:
+        os.kill(pid, 9)
+    elif _out_of_cpu(pid):  # reaps it; the CPU limit ended it: as much a timeout as the wall clock
+        outcome = {**outcome, "limit": "cpu"}
     report = json.dumps({**outcome, "nonce": payload["nonce"]}).encode()
     while report:
         report = report[os.write(3, report) :]
@@ -86,7 +89,32 @@ def _read_payload() -> dict:
 def _loading_failure(loaded: object) -> str:
     if isinstance(loaded, dict):
         return "the program failed to load:\n" + str(loaded.get("error", ""))[-4000:]
-    return "the candidate's process ended while loading the program"
+    return _ended("the candidate's process ended while loading the program")
+
+
+_ENDED: list[str] = []
+"""Set once the candidate's process is seen gone (its pipe closed): only then is it worth waiting for."""
+
+
+def _ended(message: str) -> str:
+    _ENDED.append(message)
+    return message
+
+
+def _out_of_cpu(pid: int) -> bool:
+    """Whether the candidate died of its CPU-time limit (SIGXCPU at the soft limit, SIGKILL at the hard).
+
+    It has closed its end of the pipe, so it has exited or is exiting: the wait is short. (A candidate
+    that closed the pipe and goes on running is stopped by the run's wall-clock timeout instead.)
+    """
+    import resource
+    import signal
+
+    _, status, usage = os.wait4(pid, 0)
+    if not os.WIFSIGNALED(status) or os.WTERMSIG(status) not in (signal.SIGXCPU, signal.SIGKILL):
+        return False
+    soft = resource.getrlimit(resource.RLIMIT_CPU)[0]
+    return soft != resource.RLIM_INFINITY and usage.ru_utime + usage.ru_stime >= soft - 0.05
 
 
 def _call_tests(payload: dict, requests: int, replies: int) -> dict:
@@ -111,7 +139,7 @@ def _remote(name: str, requests: int, replies: int) -> Any:
         _send(requests, {"name": name, "args": _encode(list(args)), "kwargs": _encode(kwargs)}, trusted=True)
         reply = _receive(replies)
         if not isinstance(reply, dict):
-            raise CandidateError("the candidate's process ended")
+            raise CandidateError(_ended("the candidate's process ended"))
         if "raised" in reply:
             kind, message = str(reply["raised"][0]), str(reply["raised"][1])
             raise _as_exception(kind, message)
@@ -141,7 +169,11 @@ def _unittest_tests(payload: dict, requests: int, replies: int) -> dict:
     _send(requests, {"test": payload["test"], "classes": classes}, trusted=True)
     report = _receive(replies)
     if not isinstance(report, dict):
-        return {"passed": False, "stage": "test", "detail": "the candidate's process ended during the tests"}
+        return {
+            "passed": False,
+            "stage": "test",
+            "detail": _ended("the candidate's process ended during the tests"),
+        }
     passed = report.get("ran") == expected and report.get("passed") == expected and not report.get("tampered")
     detail = f"{report.get('passed')}/{expected} tests passed\n" + str(report.get("detail", ""))[-4000:]
     return {"passed": passed, "stage": "test", "detail": detail}
@@ -476,7 +508,8 @@ def _read_exact(fd: int, size: int) -> bytes | None:
 
 
 _CALL_PARTS = (
-    CandidateError, _harness_main, _read_payload, _loading_failure, _call_tests, _remote, _as_exception,
+    CandidateError, _harness_main, _read_payload, _loading_failure, _ended, _out_of_cpu, _call_tests, _remote,
+    _as_exception,
     _candidate_main, _serve_calls, _compiled, _describe, _own_code, _exception_line, _encode, _decode, _send,
     _receive, _read_exact,
 )  # fmt: skip
@@ -487,7 +520,7 @@ _HARNESS_HEADER = (
     "from __future__ import annotations\n\n"  # annotations stay text: no typing import per run
     "import builtins\nimport ctypes\nimport gc\nimport json\nimport marshal\nimport os\nimport struct\n"
     "import sys\nimport types\n\n"
-    "_SOURCES = {}\n"
+    "_SOURCES = {}\n_ENDED = []\n"
 )
 
 
