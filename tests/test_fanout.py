@@ -131,7 +131,10 @@ def test_prepare_outputs_and_job_run_part_run_a_real_plan(tmp_path: Path) -> Non
     prepared = run_cli("prepare", str(spec), "--outputs", str(outputs), "--score-chunk", "1")
     assert prepared.returncode == 0, prepared.stderr
     uri = prepared.stdout.strip()
-    assert sorted(p.name for p in outputs.iterdir()) == ["models.json", "plan", "pretrain.json", "train.json"]
+    assert sorted(p.name for p in outputs.iterdir()) == [
+        "gpu-resource", "models.json", "plan", "pretrain.json", "train.json"
+    ]  # fmt: skip
+    assert (outputs / "gpu-resource").read_text() == "nvidia.com/gpu"
     assert (outputs / "plan").read_text() == uri  # no newline: Argo passes the file's text as it is
     assert json.loads((outputs / "pretrain.json").read_text()) == []
     assert json.loads((outputs / "train.json").read_text()) == []
@@ -219,3 +222,13 @@ def test_samples_that_failed_after_every_retry_fail_the_job_transiently() -> Non
     rows = [GenResult("q1", 0, "p", "", "error", 0, 0, error="HTTP 503: warming up", transient=True)]
     with pytest.raises(TransientJobError, match="1 of 1 samples failed after every retry"):
         refuse_transient_failures(rows)
+
+
+@pytest.mark.parametrize("bad", ['nvidia.com/gpu": "1"}, "hostPID": true, "x": {"a', "", "a b", "x/"])
+def test_prepare_refuses_a_gpu_resource_that_is_not_a_resource_name(tmp_path: Path, bad: str) -> None:
+    """The name reaches the GPU pods' podSpecPatch unescaped: prepare, the Workflow's first step, stops it."""
+    spec = write_study(tmp_path / "s.yaml", tiny_study(str(tmp_path / "store"), tracking_uri="none"))
+    result = run_cli("prepare", str(spec), "--outputs", str(tmp_path / "out"), "--gpu-resource", bad)
+    assert result.returncode == 2 and result.stdout == "", result.stderr
+    assert result.stderr.startswith("error: --gpu-resource ") and len(result.stderr.splitlines()) == 1
+    assert not (tmp_path / "out").exists() and not (tmp_path / "store").exists()  # nothing written

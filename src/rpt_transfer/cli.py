@@ -2,6 +2,7 @@
 
 import functools
 import json
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -139,6 +140,11 @@ def plan(
     out.print(", ".join(f"{counts[k]} {k}" for k in (*STAGES, "jobs", "prompts", "samples")))
 
 
+RESOURCE_NAME = re.compile(
+    r"([a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?/)?"  # optional prefix: a DNS subdomain and '/'
+    r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?"
+)
+"""A Kubernetes (extended) resource name: an optional DNS-subdomain prefix and `/`, then a name part."""
 StudyRef = Annotated[
     str,
     typer.Argument(help="Study spec: a path, or its store URI (s3://..., file://...).", show_default=False),
@@ -162,6 +168,9 @@ def prepare(
         ),
     ] = None,
     score_chunk: Annotated[int, typer.Option(min=1, help="Score jobs per score part (--outputs).")] = 4,
+    gpu_resource: Annotated[
+        str, typer.Option(help="Extended resource GPU pods request (--outputs writes it, once checked).")
+    ] = "nvidia.com/gpu",
 ) -> None:
     """Do everything before the first job (store, spec, plan, MLflow); print only the plan's URI.
 
@@ -170,11 +179,17 @@ def prepare(
     from rpt_transfer.fanout import plan_parts
     from rpt_transfer.runner import prepare_study
 
+    if not RESOURCE_NAME.fullmatch(gpu_resource):  # it reaches the GPU pods' podSpecPatch as written
+        raise RptError(
+            f"--gpu-resource {gpu_resource!r}: not a Kubernetes resource name; accepted: a name such as "
+            "nvidia.com/gpu or amd.com/gpu (letters, digits, '-', '_', '.', one optional '/' prefix)"
+        )
     warn = lambda line: err.print(f"warning: {line}", markup=False)  # noqa: E731
     prepared = prepare_study(study, warn, workflow=workflow)
     if outputs is not None:
         parts = plan_parts(prepared.plan, score_chunk)
         files = {"plan": prepared.uri, **{f"{name}.json": json.dumps(value) for name, value in parts.items()}}
+        files["gpu-resource"] = gpu_resource
         _write_outputs(outputs, files)
     sys.stdout.write(prepared.uri + "\n")
 

@@ -34,6 +34,7 @@ SAMPLES = {
     "inputs.parameters.plan": "s3://rpt-transfer/studies/paper/plans/3f9a1c2e0b7d4a65.json",
     "inputs.parameters.part": "generate/0",
     "inputs.parameters.gpus": "1",
+    "inputs.parameters.gpu-resource": "nvidia.com/gpu",
 }
 """Sample values of the placeholders a pod's command and patch hold, besides the workflow parameters."""
 DEFAULTS = defaults(study="s3://rpt-transfer/specs/paper.yaml")
@@ -208,6 +209,7 @@ def test_each_pod_command_parses_with_the_projects_cli(name: str) -> None:
     assert context.params, argv
     if name == "prepare":
         assert context.params["score_chunk"] == 4 and str(context.params["outputs"]) == templates.OUTPUTS_DIR
+        assert context.params["gpu_resource"] == "nvidia.com/gpu"
     elif name == "exit-handler":
         for status in ("Succeeded", "Failed", "Error"):
             parse([fill(arg, **{"workflow.status": status}) for arg in container["args"]])
@@ -232,7 +234,13 @@ def test_the_contracts_steps_in_order() -> None:
         "pretrain": "/tmp/outputs/pretrain.json",
         "train": "/tmp/outputs/train.json",
         "models": "/tmp/outputs/models.json",
+        "gpu-resource": "/tmp/outputs/gpu-resource",  # checked by prepare, then given to the GPU pods
     }
+    gpu_pods = [by_name["study"]["steps"][2][0], by_name["study"]["steps"][3][0]]
+    for step in gpu_pods:  # train-gpu and models (which hands it to generate-gpu): never the raw parameter
+        given = {p["name"]: p["value"] for p in step["arguments"]["parameters"]}
+        assert given["gpu-resource"] == "{{steps.prepare.outputs.parameters.gpu-resource}}"
+    assert "--gpu-resource" in by_name["prepare"]["container"]["args"]
     models = by_name["study"]["steps"][3][0]
     assert (
         models["template"] == "model" and models["withParam"] == "{{steps.prepare.outputs.parameters.models}}"
@@ -386,10 +394,14 @@ def test_argo_substitution_leaves_a_value_raw_in_a_patch_so_no_parameter_goes_th
     old = {"podSpecPatch": json.dumps({"nodeSelector": {"label": "{{workflow.parameters.value}}"}})}
     patched = json.loads(argo_substitute(old, {"workflow.parameters.value": HOSTILE})["podSpecPatch"])
     assert patched["hostPID"] is True and patched["nodeName"] == "n1"
-    # so no workflow parameter appears in any patch: only the GPU count, an integer `prepare` writes
+    # so no workflow parameter appears in any patch: only the GPU count, an integer `prepare` writes, and
+    # the GPU resource name as `prepare --gpu-resource` checked and wrote it (test_fanout: hostile names)
     for name, template in leaf_templates().items():
         placeholders = set(PLACEHOLDER.findall(template.get("podSpecPatch", "")))
-        assert placeholders <= {"inputs.parameters.gpus"}, (name, placeholders)
+        assert placeholders <= {"inputs.parameters.gpus", "inputs.parameters.gpu-resource"}, (
+            name,
+            placeholders,
+        )
 
 
 @pytest.mark.parametrize("name", sorted(leaf_templates()))
@@ -412,6 +424,8 @@ def test_a_hostile_value_of_any_parameter_changes_no_key_of_the_pod(name: str) -
 
 def test_only_gpu_pods_ask_for_gpus() -> None:
     for name, template in leaf_templates().items():
+        if name == "prepare":  # it only checks the GPU resource name (`--gpu-resource`) for the GPU pods
+            template = {**template, "container": {**template["container"], "args": []}, "outputs": {}}
         asks = "gpu" in json.dumps({k: v for k, v in template.items() if k != "metadata"})
         assert asks == name.endswith("-gpu"), name
 

@@ -79,12 +79,14 @@ def study_sizes(plan: Plan, score_chunk: int = DEFAULT_SCORE_CHUNK, retries: int
     """The sizes of `plan` run with the generated WorkflowTemplate: default parameters unless given."""
     parts = plan_parts(plan, score_chunk)
     plan_uri = f"{plan.store.rstrip('/')}/{plan.key}"
-    files = {"plan": plan_uri, **{f"{name}.json": json.dumps(value) for name, value in parts.items()}}
-    outputs = {"plan": plan_uri, **{name: json.dumps(value) for name, value in parts.items()}}
-    spec = render.to_dict(templates.workflow_template())["spec"]
     study = f"{plan.store.rstrip('/')}/{plan.spec or f'studies/{plan.study}/specs/0.yaml'}"
     given = {"score-chunk": str(score_chunk)} | ({} if retries is None else {"retries": str(retries)})
     params = defaults(study=study, **given)
+    files = {"plan": plan_uri, **{f"{name}.json": json.dumps(value) for name, value in parts.items()}}
+    files["gpu-resource"] = params["gpu-resource"]
+    outputs = {"plan": plan_uri, **{name: json.dumps(value) for name, value in parts.items()}}
+    outputs["gpu-resource"] = params["gpu-resource"]
+    spec = render.to_dict(templates.workflow_template())["spec"]
     walk = _Walk(spec, params, outputs, f"{plan.study}-{_WORKFLOW_NAME_SUFFIX}", int(params["retries"]) + 1)
     walk.workflow()
     counts = template_counts(spec)

@@ -36,6 +36,11 @@ PARAMS: tuple[Param, ...] = (
     ),
     Param("evaluator-image", f"rpt-transfer/evaluator:{__version__}", "image of the generate pods (vLLM)"),
     Param("trainer-image", f"rpt-transfer/trainer:{__version__}", "image of the train pods"),
+    Param(
+        "gpu-resource",
+        "nvidia.com/gpu",
+        "extended resource GPU pods request (`prepare` refuses anything but a resource name)",
+    ),
     Param("gpu-node-label", "nvidia.com/gpu.present", "the node label GPU pods select (nodeSelector key)"),
     Param("gpu-node-label-value", "true", "its value (nodeSelector value)"),
     Param(

@@ -104,8 +104,9 @@ JSON-escaped for the template's own JSON, which leaves it raw in the patch's tex
 or not (common.SubstituteParams): any such value could rewrite the pod spec. A cluster changes them where
 it installs the template (the chart of issue 13 renders them)."""
 
-GPU_RESOURCE = "nvidia.com/gpu"
-"""The extended resource a GPU pod asks for (requests and limits), in its patch: a literal, as SIZES."""
+GPU_RESOURCE = "{{inputs.parameters.gpu-resource}}"
+"""The extended resource a GPU pod asks for (requests and limits), in its patch: the `gpu-resource`
+parameter as `prepare` checked and wrote it (a Kubernetes resource name, or the workflow stops there)."""
 SHM_SIZE = "16Gi"
 """Size of the GPU pods' in-memory /dev/shm (NCCL, vLLM workers); below SIZES["gpu"].memory."""
 
@@ -135,7 +136,8 @@ def gpu_pod_spec_patch() -> str:
     """The GPU pod's own patch: `gpus` GPUs, merged into the container `main` (requests and limits).
 
     A patch because the count is an input (`{{inputs.parameters.gpus}}`, an integer `prepare` writes) and
-    Argo refuses a `{{...}}` in a resource quantity. No workflow parameter goes into it (see SIZES).
+    Argo refuses a `{{...}}` in a resource quantity. No raw workflow parameter goes into it (see SIZES): the
+    resource name too comes from `prepare`'s outputs, after `prepare --gpu-resource` checked it.
     """
     gpus = "{{inputs.parameters.gpus}}"
     patch = {

@@ -25,8 +25,16 @@ SERVICE_ACCOUNT = "rpt-transfer-workflow"
 """Created with its RBAC by the chart (issue 13)."""
 API_VERSION = "argoproj.io/v1alpha1"
 OUTPUTS_DIR = "/tmp/outputs"
-OUTPUTS = {"plan": "plan", "pretrain": "pretrain.json", "train": "train.json", "models": "models.json"}
-"""`prepare --outputs` files by output parameter: the plan's URI and the `withParam` lists."""
+OUTPUTS = {
+    "plan": "plan",
+    "pretrain": "pretrain.json",
+    "train": "train.json",
+    "models": "models.json",
+    "gpu-resource": "gpu-resource",
+}
+"""`prepare --outputs` files by output parameter: the plan's URI, the `withParam` lists, and the GPU
+resource name as `prepare` checked it (the GPU pods' patch takes it from there, never from the raw
+workflow parameter)."""
 EXIT_DEADLINE = "900"
 """Seconds the exit handler may run: it closes one MLflow run."""
 POD_GC = m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m")
@@ -93,7 +101,7 @@ def _gpu(name: str, role: str, image: str, deadline: str) -> m.Template:
         _part_args(),
         deadline,
         size="gpu",
-        inputs=("plan", "part", "gpus"),
+        inputs=("plan", "part", "gpus", "gpu-resource"),
         container_fields={"volume_mounts": mounts},
         volumes=volumes,
         node_selector=pods.gpu_node_selector(),
@@ -126,7 +134,7 @@ def prepare() -> m.Template:
             for name, file in OUTPUTS.items()
         ]
     )
-    args += ["--score-chunk", wf("score-chunk")]
+    args += ["--score-chunk", wf("score-chunk"), "--gpu-resource", wf("gpu-resource")]
     return _pod("prepare", "prepare", "runner-image", args, "prepare-deadline", size="small", outputs=outputs)
 
 
@@ -167,7 +175,7 @@ def _step(
 def study() -> m.Template:
     """The entrypoint: the stages in order, each fanned out over a list `prepare` wrote."""
     out = "{{steps.prepare.outputs.parameters.%s}}"
-    plan = out % "plan"
+    plan, resource = out % "plan", out % "gpu-resource"
     return m.Template(
         name="study",
         steps=[
@@ -187,7 +195,7 @@ def study() -> m.Template:
                         **gpus,
                     )
                     for kind, when, gpus in (
-                        ("gpu", "{{item.gpus}} > 0", {"gpus": "{{item.gpus}}"}),
+                        ("gpu", "{{item.gpus}} > 0", {"gpus": "{{item.gpus}}", "gpu-resource": resource}),
                         ("cpu", "{{item.gpus}} == 0", {}),
                     )
                 ]
@@ -202,6 +210,7 @@ def study() -> m.Template:
                         gpus="{{item.gpus}}",
                         generate="{{item.generate}}",
                         score="{{item.score}}",
+                        **{"gpu-resource": resource},
                     )
                 ]
             ),
@@ -216,7 +225,7 @@ def model() -> m.Template:
     plan, generate = given % "plan", given % "generate"
     return m.Template(
         name="model",
-        inputs=_inputs("plan", "gpus", "generate", "score"),
+        inputs=_inputs("plan", "gpus", "generate", "score", "gpu-resource"),
         steps=[
             m.ParallelSteps(
                 [
@@ -227,6 +236,7 @@ def model() -> m.Template:
                         plan=plan,
                         part=generate,
                         gpus=given % "gpus",
+                        **{"gpu-resource": given % "gpu-resource"},
                     ),
                     _step(
                         "generate-cpu",
