@@ -72,6 +72,24 @@ def test_parts_cover_every_job_once_in_an_order_the_deps_allow(tiny_plan: Plan) 
     assert all(set(tiny_plan.job(i).deps) <= {job.id for job in groups[1]} for i in score_ids)
 
 
+def test_mapping_every_part_to_its_jobs_groups_the_plan_once(
+    tiny_plan: Plan, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`status` maps each pod's part to jobs on every poll: the groups (a hash per job) are made once."""
+    from rpt_transfer import plan as plan_module
+
+    fresh = Plan.model_validate_json(tiny_plan.to_json())  # no groups made yet
+    keyed: list[str] = []
+    real = plan_module.group_key
+    monkeypatch.setattr(plan_module, "group_key", lambda job: keyed.append(job.id) or real(job))
+    parts = plan_parts(fresh, score_chunk=1)
+    names = [name for item in parts["models"] for name in (item["generate"], *item["score"])]
+    for name in names * 3:
+        part_jobs(fresh, name)
+    assert len(names) > 4 and sorted(keyed) == sorted(job.id for job in fresh.jobs)  # each job keyed once
+    assert fresh.groups() == tiny_plan.groups() and fresh.groups() is not fresh.groups()  # copies out
+
+
 def test_score_chunks_split_each_groups_score_jobs(tiny_plan: Plan) -> None:
     per_group = [len(part_jobs(tiny_plan, f"score/{g}/0:1")) for g in range(2)]
     assert per_group == [1, 1]

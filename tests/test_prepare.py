@@ -266,3 +266,20 @@ def test_prepare_stages_training_files_before_the_plan_names_them(tmp_path: Path
     assert staged.read_bytes() == data.read_bytes()
     train = next(job for job in prepared.plan.jobs if job.kind == "train")
     assert train.inputs["data"]["sha256"] == sha256_hex(data.read_bytes())
+
+
+def test_prepare_given_the_loaded_study_stores_the_plan_it_checked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What `submit` does: load and plan once (planning may ask the Hub), check, then prepare that plan."""
+    from rpt_transfer import runner
+
+    spec = write_study(tmp_path / "s.yaml", tiny_study(str(tmp_path / "store"), tracking_uri="none"))
+    made: list[str] = []
+    real = runner.make_plan
+    monkeypatch.setattr(runner, "make_plan", lambda *args: made.append("plan") or real(*args))
+    loaded = load_and_resolve(spec, check_store=False, runnable=False)
+    checked = loaded.plan(spec.read_bytes())
+    prepared = prepare(spec, loaded=loaded)
+    assert made == ["plan"] and prepared.plan is checked
+    assert read_plan(prepared.uri) == checked

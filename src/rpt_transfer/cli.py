@@ -10,9 +10,9 @@ from typing import Annotated, ParamSpec
 
 import click
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from rpt_transfer.cli_common import StudyArg, err, out
 from rpt_transfer.errors import EXIT_TRANSIENT, RptError, SpecError, TransientError
 
 try:  # recent typer ships its own copy of click and raises that copy's exceptions
@@ -31,10 +31,6 @@ store_app = typer.Typer(no_args_is_help=True, help="Look after the store.")
 app.add_typer(store_app, name="store")
 track_app = typer.Typer(no_args_is_help=True, help="MLflow, the view of the store.")
 app.add_typer(track_app, name="track")
-out = Console(highlight=False, soft_wrap=True, emoji=False)  # `:name:` in a user's value stays as written
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
-
-StudyArg = Annotated[Path, typer.Argument(help="Study spec (YAML).", show_default=False)]
 _P = ParamSpec("_P")
 
 

@@ -3,17 +3,13 @@
 Thin, like cli.py: parse, call `rpt_transfer.argo`, print. `register(app)` adds them to the main command.
 """
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-out = Console(highlight=False, soft_wrap=True, emoji=False)
-err = Console(stderr=True, highlight=False, soft_wrap=True, emoji=False)
+from rpt_transfer.cli_common import StudyArg, err, out
 
-StudyArg = Annotated[Path, typer.Argument(help="Study spec (YAML).", show_default=False)]
 NamespaceOpt = Annotated[
     str | None,
     typer.Option(

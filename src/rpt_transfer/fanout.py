@@ -34,8 +34,9 @@ def group_scores(plan: Plan) -> list[list[Job]]:
     Were `group_key` ever to split one model's shards, a score job could not be given to one group's
     pods; this raises then, rather than place it after only some of its inputs.
     """
-    group_of = {job.id: index for index, jobs in enumerate(plan.groups()) for job in jobs}
-    scores: list[list[Job]] = [[] for _ in plan.groups()]
+    groups = plan.groups()
+    group_of = {job.id: index for index, jobs in enumerate(groups) for job in jobs}
+    scores: list[list[Job]] = [[] for _ in groups]
     for job in _of_kind(plan, "score"):
         groups = {group_of.get(dep) for dep in job.deps}
         if len(groups) != 1 or None in groups:

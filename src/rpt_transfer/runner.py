@@ -51,12 +51,20 @@ class Loaded:
     store: Store
     benchmarks: list[BenchmarkSpec]
     warnings: list[str] = field(default_factory=list)
+    _plans: dict[str, Plan] = field(default_factory=dict, repr=False)
 
     def plan(self, spec_bytes: bytes | None = None) -> Plan:
-        """The study's plan against this store; it names the spec's content key (default: the file now)."""
+        """The study's plan against this store; it names the spec's content key (default: the file now).
+
+        Made once per spec content: `submit` checks the plan before `prepare` stores the same one, and
+        planning may ask the Hub to resolve branches.
+        """
         data = self.path.read_bytes() if spec_bytes is None else spec_bytes
-        made = make_plan(self.study, self.store.uri, self.settings.tracking_uri)
-        return made.model_copy(update={"spec": spec_key(made.study, content_digest(data))})
+        digest = content_digest(data)
+        if digest not in self._plans:
+            made = make_plan(self.study, self.store.uri, self.settings.tracking_uri)
+            self._plans[digest] = made.model_copy(update={"spec": spec_key(made.study, digest)})
+        return self._plans[digest]
 
 
 def load_and_resolve(
@@ -119,7 +127,7 @@ def prepare(
     store_uri: str | None = None,
     workflow: str | None = None,
     runnable: bool = True,
-    planned: Plan | None = None,
+    loaded: Loaded | None = None,
 ) -> Prepared:
     """Everything before the first job: check the store, write spec and plan, create MLflow's experiment.
 
@@ -128,14 +136,15 @@ def prepare(
     `servers` (what `run` asks) also refuses, first, a backend-openai server that cannot serve the study
     now; `prepare` alone does not, as a cluster's servers may come up after it. `store_uri`: see
     `load_and_resolve`; `workflow`: see `Tracker.study_run`. `runnable=False` (what `submit` asks) plans a
-    study whose backend or trainer only the cluster's pods have installed. `planned`: the plan of this very
-    file, made already by the caller (`submit` checks it first), so the Hub is asked only once.
+    study whose backend or trainer only the cluster's pods have installed. `loaded`: this very file as the
+    caller loaded it already (`submit` checks its plan first), so it is neither loaded nor planned again.
     """
-    loaded = load_and_resolve(path, check_store=False, store_uri=store_uri, runnable=runnable)
+    if loaded is None:
+        loaded = load_and_resolve(path, check_store=False, store_uri=store_uri, runnable=runnable)
     spec_bytes = path.read_bytes()
     for warning in loaded.warnings:
         warn(warning)
-    plan, store = planned if planned is not None else loaded.plan(spec_bytes), loaded.store
+    plan, store = loaded.plan(spec_bytes), loaded.store
     problems = server_problems(loaded.study, plan) if servers else []
     if problems:
         raise problems_error(str(path), problems)
@@ -220,7 +229,7 @@ def prepare_study(
     if current_plan_key(store, name) is not None:
         plan = current_plan(store, name)
         if plan.spec == spec_key(name, content_digest(spec.data)):
-            _, tracking_uri = settings.in_job(plan.store, plan.tracking_uri, store=store.uri)
+            tracking_uri = _tracking_of(plan, store, in_pod=True)
             if tracking_uri is not None:
                 from rpt_transfer.tracking import open_tracker
 
@@ -239,6 +248,16 @@ def prepare_study(
             )
         except RptError as err:
             raise _renamed(err, str(path), study) from None
+
+
+def _tracking_of(plan: Plan, store: Store, *, in_pod: bool) -> str | None:
+    """The MLflow of a prepared study, as a job finds it in a pod (a spec URI), else as the plan names it.
+
+    In a pod the environment comes first; from a local spec it is the one its `run` logged into.
+    """
+    if not in_pod:
+        return plan.tracking_uri
+    return settings.in_job(plan.store, plan.tracking_uri, store=store.uri)[1]
 
 
 def _renamed(error: RptError, temp: str, uri: str) -> RptError:
@@ -279,9 +298,7 @@ def close_study(study: str, status: str, workflow: str | None = None) -> Closed:
         loaded = load_and_resolve(Path(study), check_store=False, runnable=False)
         name, store = loaded.study.study, loaded.store
     plan = current_plan(store, name)
-    tracking_uri = plan.tracking_uri  # a local spec: the MLflow its `run` logged into
-    if is_uri(study):
-        _, tracking_uri = settings.in_job(plan.store, plan.tracking_uri, store=store.uri)
+    tracking_uri = _tracking_of(plan, store, in_pod=is_uri(study))
     held_by = None
     if tracking_uri is not None:
         from rpt_transfer.tracking import open_tracker

@@ -178,14 +178,11 @@ def study_state(
         if phase in RUNNING_PHASES:
             running.update(jobs)
         elif phase in FAILED_PHASES:
-            own = str(
-                node.get("phase") or phase
-            )  # the last attempt's: Failed (exit code) or Error (pod lost)
-            message = str(node.get("message") or f"ended {own}")
             assert workflow is not None
-            failures.append(
-                PodFailure(part, node.get("name", ""), pod_name(workflow, node), own, message, jobs)
-            )
+            own = str(node.get("phase") or phase)  # the last attempt's: Failed (exit code), Error (pod lost)
+            message = str(node.get("message") or f"ended {own}")
+            pod = pod_name(workflow, node)
+            failures.append(PodFailure(part, node.get("name", ""), pod, own, message, jobs))
     for failure in failures:
         for job in failure.jobs:
             states[job] = JobState.FAILED

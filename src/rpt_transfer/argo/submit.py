@@ -132,7 +132,7 @@ def submit_study(
     assert planned.spec is not None
     body = workflow_body(study, loaded.store.key_uri(planned.spec), score_chunk)
     client.create_workflow(body, dry_run=True)  # RBAC to create Workflows, the API server's validation
-    prepared = prepare(path, warn=warn, runnable=False, planned=planned)
+    prepared = prepare(path, warn=warn, loaded=loaded)  # the plan checked above, not made again
     say(f"plan: {prepared.uri}")
     say(estimate_line(loaded, prepared))
     done = done_jobs(prepared.plan, prepared.store)
