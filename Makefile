@@ -49,3 +49,9 @@ clean:
 .PHONY: workflows
 workflows: install
 	$(BIN)/python -m rpt_transfer.argo.templates --write
+
+# The pod images (images/: runner, evaluator, trainer), tagged [REGISTRY/]rpt-transfer/<role>:<version>; needs
+# docker (buildx when installed). REGISTRY=registry.example.org/rpt PUSH=1 pushes them; ROLES=runner builds one.
+.PHONY: images
+images:
+	bash images/build.sh $(if $(PUSH),--push)

@@ -11,11 +11,11 @@ import re
 from pathlib import Path
 from typing import Any
 
-import jsonschema
 import pytest
 import typer
 from kubernetes.client import V1ConfigMap
 
+from chart.k8s_checks import unknown_keys, validator
 from conftest import REPO
 from rpt_transfer import cli
 from rpt_transfer.argo import pods, render, templates
@@ -71,36 +71,6 @@ def fill(text: str, **more: str) -> str:
         return values[match[1]]
 
     return PLACEHOLDER.sub(value, text)
-
-
-def validator(schema: dict[str, Any], definition: str) -> jsonschema.protocols.Validator:
-    root = {"definitions": schema["definitions"], "$ref": f"#/definitions/{definition}"}
-    return jsonschema.Draft202012Validator(root)
-
-
-def resolve(schema: dict[str, Any], node: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in node:
-        node = schema["definitions"][node["$ref"].removeprefix("#/definitions/")]
-    return node
-
-
-def unknown_keys(schema: dict[str, Any], value: Any, node: dict[str, Any], path: str = "") -> list[str]:
-    """Keys of `value` that its schema node does not name; maps (additionalProperties) take any key."""
-    node = resolve(schema, node)
-    found: list[str] = []
-    if isinstance(value, dict):
-        properties, extra = node.get("properties"), node.get("additionalProperties")
-        for key, item in value.items():
-            if properties is not None and key in properties:
-                found += unknown_keys(schema, item, properties[key], f"{path}.{key}")
-            elif isinstance(extra, dict):
-                found += unknown_keys(schema, item, extra, f"{path}.{key}")
-            elif properties is not None or extra is False:
-                found.append(f"{path}.{key}")
-    elif isinstance(value, list) and isinstance(node.get("items"), dict):
-        for index, item in enumerate(value):
-            found += unknown_keys(schema, item, node["items"], f"{path}[{index}]")
-    return found
 
 
 def key_paths(value: Any, path: str = "") -> list[str]:
@@ -175,14 +145,26 @@ def test_committed_yaml_is_what_the_code_generates(path: str) -> None:
 def test_check_names_a_stale_file_and_write_mends_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert templates.main(["--write", "--root", str(tmp_path)]) == 0
-    assert templates.main(["--check", "--root", str(tmp_path)]) == 0
-    (tmp_path / "examples" / "study.yaml").write_text("edited by hand\n")
-    capsys.readouterr()
-    assert templates.main(["--check", "--root", str(tmp_path)]) == 1
-    assert f"stale: {tmp_path / 'examples' / 'study.yaml'}" in capsys.readouterr().err
-    assert templates.main(["--write", "--root", str(tmp_path)]) == 0
-    assert capsys.readouterr().out.strip() == f"wrote {tmp_path / 'examples' / 'study.yaml'}"
+    roots = ["--root", str(tmp_path / "workflows"), "--chart-root", str(tmp_path / "chart")]
+    assert templates.main(["--write", *roots]) == 0
+    assert templates.main(["--check", *roots]) == 0
+    for edited in (
+        tmp_path / "workflows" / "examples" / "study.yaml",
+        tmp_path / "chart" / "rpt-transfer-study.yaml",
+    ):
+        edited.write_text("edited by hand\n")
+        capsys.readouterr()
+        assert templates.main(["--check", *roots]) == 1
+        assert f"stale: {edited}" in capsys.readouterr().err
+        assert templates.main(["--write", *roots]) == 0
+        assert capsys.readouterr().out.strip() == f"wrote {edited}"
+
+
+def test_the_charts_copy_is_the_committed_template() -> None:
+    chart_copy = render.CHART_FILES_DIR / f"{templates.TEMPLATE_NAME}.yaml"
+    assert chart_copy.read_text() == (render.WORKFLOWS_DIR / f"{templates.TEMPLATE_NAME}.yaml").read_text(), (
+        f"{chart_copy} is stale: run `make workflows` and commit it"
+    )
 
 
 def parse(argv: list[str]) -> Any:
@@ -276,8 +258,11 @@ def test_every_pod_has_its_role_credentials_addresses_deadline_and_retries() -> 
         container = template["container"]
         assert template["metadata"]["labels"][pods.ROLE_LABEL], name
         assert container["envFrom"] == [
-            {"secretRef": {"name": "{{workflow.parameters.credentials-secret}}", "optional": True}}
-        ]
+            {"configMapRef": {"name": "rpt-transfer-settings", "optional": True}},
+            {"secretRef": {"name": "{{workflow.parameters.credentials-secret}}", "optional": True}},
+        ], name
+        security = container["securityContext"]
+        assert security["allowPrivilegeEscalation"] is False and security["capabilities"] == {"drop": ["ALL"]}
         env = {e["name"]: e["value"] for e in container["env"]}
         assert env["RPT_STORE"] == "{{workflow.parameters.store}}"
         assert env["MLFLOW_TRACKING_URI"] == "{{workflow.parameters.mlflow-uri}}"
@@ -436,6 +421,7 @@ def test_score_pods_run_the_sandbox_at_its_userns_level() -> None:
     assert template["metadata"]["labels"] == {
         "rpt-transfer.io/role": "score",
         "rpt-transfer.io/egress": "store-and-mlflow",
+        "rpt-transfer.io/size": "score",
     }
     assert container["image"] == "{{workflow.parameters.runner-image}}"
     assert {"name": "RPT_SANDBOX_MIN", "value": "{{workflow.parameters.sandbox-min}}"} in container["env"]

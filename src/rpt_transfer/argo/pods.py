@@ -16,6 +16,8 @@ from rpt_transfer.settings import SANDBOX_MIN_ENV, STORE_ENV, TRACKING_ENV
 
 ROLE_LABEL = "rpt-transfer.io/role"
 EGRESS_LABEL = "rpt-transfer.io/egress"
+SIZE_LABEL = "rpt-transfer.io/size"
+"""A pod's kind of SIZES: the chart finds by it the pods whose requests its `podSizes` values set."""
 PART_OF = {"app.kubernetes.io/part-of": "rpt-transfer"}
 MAIN = "main"
 """Argo's name for a container template's container: the GPU patch merges into it by this name."""
@@ -58,7 +60,26 @@ def env(*extra: m.EnvVar) -> list[m.EnvVar]:
 
 
 SANDBOX_ENV = m.EnvVar(name=SANDBOX_MIN_ENV, value=wf("sandbox-min"))
-CREDENTIALS = [m.EnvFromSource(secret_ref=m.SecretEnvSource(name=wf("credentials-secret"), optional=True))]
+SETTINGS_CONFIGMAP = "rpt-transfer-settings"
+"""The chart's settings (the S3 endpoint and region, the addresses and images it installed with), given to
+every pod as environment; optional, so the templates also run where only workflows/ was applied."""
+ENV_FROM = [
+    m.EnvFromSource(config_map_ref=m.ConfigMapEnvSource(name=SETTINGS_CONFIGMAP, optional=True)),
+    m.EnvFromSource(secret_ref=m.SecretEnvSource(name=wf("credentials-secret"), optional=True)),
+]
+"""Settings first, then the credentials Secret, whose keys win where both name one (Kubernetes: the last
+source of a duplicate key wins); `env` entries win over both."""
+
+RESTRICTED_POD = m.PodSecurityContext(
+    run_as_non_root=True, seccomp_profile=m.SeccompProfile(type="RuntimeDefault")
+)
+"""Every pod's security context (the workflow's `securityContext`), Kubernetes' `restricted` Pod Security
+Standard; the score pods replace it with the sandbox's (sandbox_security), the one documented exception."""
+
+
+def restricted_container() -> m.SecurityContext:
+    """A container's part of the `restricted` standard: no privilege escalation, every capability dropped."""
+    return m.SecurityContext(allow_privilege_escalation=False, capabilities=m.Capabilities(drop=["ALL"]))
 
 
 LIMITS_CONFIGMAP = "rpt-transfer-limits"
@@ -102,7 +123,8 @@ Literal quantities on the container, not workflow parameters: a parameter reache
 through `podSpecPatch` (Argo refuses a `{{...}}` in a quantity), and Argo substitutes a value there
 JSON-escaped for the template's own JSON, which leaves it raw in the patch's text, inside a JSON string
 or not (common.SubstituteParams): any such value could rewrite the pod spec. A cluster changes them where
-it installs the template (the chart of issue 13 renders them)."""
+it installs the template: the chart's `podSizes` values replace them, on the pods whose SIZE_LABEL names the
+kind."""
 
 GPU_RESOURCE = "{{inputs.parameters.gpu-resource}}"
 """The extended resource a GPU pod asks for (requests and limits), in its patch: the `gpu-resource`

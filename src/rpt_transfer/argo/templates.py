@@ -68,16 +68,19 @@ def _pod(
     `pods.SIZES`; `more` sets other Template fields, and its `container_fields` other Container fields.
     """
     container = more.pop("container_fields", {})
+    metadata = more.pop("metadata", pods.labels(role))
+    metadata.labels = {**(metadata.labels or {}), pods.SIZE_LABEL: size}
     return m.Template(
         name=name,
-        metadata=more.pop("metadata", pods.labels(role)),
+        metadata=metadata,
         inputs=_inputs(*inputs) if inputs else None,
         container=m.Container(
             image=wf(image),
             command=["rpt-transfer"],
             args=args,
             env=container.pop("env", pods.env()),
-            env_from=pods.CREDENTIALS,
+            env_from=pods.ENV_FROM,
+            security_context=container.pop("security_context", pods.restricted_container()),
             resources=pods.resources(size),
             **container,
         ),
@@ -289,6 +292,7 @@ def workflow_template() -> m.WorkflowTemplate:
             on_exit="exit-handler",
             arguments=m.Arguments(parameters=[m.Parameter(name=p.name, value=p.default) for p in PARAMS]),
             service_account_name=SERVICE_ACCOUNT,
+            security_context=pods.RESTRICTED_POD,
             workflow_metadata=m.WorkflowMetadata(labels=pods.PART_OF),
             pod_metadata=m.Metadata(labels=pods.PART_OF),
             pod_gc=POD_GC,
@@ -330,10 +334,13 @@ OBJECTS: dict[str, Callable[[], Any]] = {
     "examples/study.yaml": example_workflow,
 }
 """Each generated file under workflows/ and what builds it."""
+CHART_OBJECTS = {f"{TEMPLATE_NAME}.yaml": workflow_template}
+"""The files the chart installs from its own copy (charts/rpt-transfer/files/workflows/); the limits ConfigMap
+it renders from its values instead."""
 
 
 def main(argv: list[str] | None = None) -> int:
-    """`--write`: regenerate workflows/; `--check`: exit 1 naming each stale file."""
+    """`--write`: regenerate workflows/ and the chart's copy; `--check`: exit 1 naming each stale file."""
     parser = argparse.ArgumentParser(
         prog="python -m rpt_transfer.argo.templates", description=__doc__.splitlines()[0]
     )
@@ -341,15 +348,20 @@ def main(argv: list[str] | None = None) -> int:
     action.add_argument("--write", action="store_true", help="regenerate the files under workflows/")
     action.add_argument("--check", action="store_true", help="exit 1 if a file under workflows/ is stale")
     parser.add_argument("--root", type=Path, default=render.WORKFLOWS_DIR, help="the workflows folder")
+    parser.add_argument(
+        "--chart-root", type=Path, default=render.CHART_FILES_DIR, help="the chart's copy of the templates"
+    )
     options = parser.parse_args(argv)
+    targets = ((options.root, OBJECTS), (options.chart_root, CHART_OBJECTS))
     if options.write:
-        for path in render.write(OBJECTS, options.root):
-            print(f"wrote {options.root / path}")
+        for root, objects in targets:
+            for path in render.write(objects, root):
+                print(f"wrote {root / path}")
         return 0
-    stale = render.stale(OBJECTS, options.root)
+    stale = [root / path for root, objects in targets for path in render.stale(objects, root)]
     for path in stale:
         print(
-            f"stale: {options.root / path} differs from src/rpt_transfer/argo/templates.py; run "
+            f"stale: {path} differs from src/rpt_transfer/argo/templates.py; run "
             "`make workflows` (python -m rpt_transfer.argo.templates --write)",
             file=sys.stderr,
         )
