@@ -28,19 +28,12 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-import jsonschema
 import pytest
 import yaml
 
-SCHEMA = (
-    Path(__file__).resolve().parents[2].parent / "shared" / "data" / "schemas" / "argo-workflows.schema.json"
-)
-SCHEMA_MISSING = (
-    None
-    if SCHEMA.is_file()
-    else f"Argo's JSON schema not found at {SCHEMA}: it is kept outside the repository, in the project's "
-    "shared/data/schemas (argo-workflows.schema.json from argoproj/argo-workflows api/jsonschema)"
-)
+from chart.k8s_checks import ARGO_SCHEMA, ARGO_SCHEMA_MISSING, unknown_keys, validator
+
+SCHEMA_MISSING = ARGO_SCHEMA_MISSING
 """Why the double cannot validate bodies here, or None. Without the schema it still plays the API (RBAC,
 dry runs, labels, status), so submit and status are tested on a bare clone; the test of its validation skips."""
 DEFINITION = "io.argoproj.workflow.v1alpha1.{kind}"
@@ -49,49 +42,20 @@ TOKEN = "double-token"
 
 
 @cache
-def _definitions() -> dict[str, Any]:
-    return json.loads(SCHEMA.read_text(encoding="utf-8"))["definitions"]
-
-
-def _resolve(schema: dict[str, Any]) -> dict[str, Any]:
-    while "$ref" in schema:
-        schema = _definitions()[schema["$ref"].rsplit("/", 1)[1]]
-    return schema
-
-
-def unknown_keys(value: Any, schema: dict[str, Any], where: str = "") -> list[str]:
-    """Paths of keys the schema does not declare (it sets no additionalProperties: false itself)."""
-    schema = _resolve(schema)
-    found: list[str] = []
-    if isinstance(value, dict):
-        properties = schema.get("properties")
-        extra = schema.get("additionalProperties")
-        for key, item in value.items():
-            if properties is not None and key in properties:
-                found += unknown_keys(item, properties[key], f"{where}.{key}")
-            elif isinstance(extra, dict):
-                found += unknown_keys(item, extra, f"{where}.{key}")
-            elif properties is not None:
-                found.append(f"{where}.{key}")
-    elif isinstance(value, list) and isinstance(schema.get("items"), dict):
-        for index, item in enumerate(value):
-            found += unknown_keys(item, schema["items"], f"{where}[{index}]")
-    return found
+def _schema() -> dict[str, Any]:
+    return json.loads(ARGO_SCHEMA.read_text(encoding="utf-8"))
 
 
 def schema_problems(body: dict[str, Any], kind: str = "Workflow") -> list[str]:
     """Every reason the Argo schema (and the unknown-key walk) refuses `body` as a `kind` (none without it)."""
     if SCHEMA_MISSING:
         return []
-    name = DEFINITION.format(kind=kind)
-    validator = jsonschema.Draft202012Validator(
-        {"$ref": f"#/definitions/{name}", "definitions": _definitions()}
-    )
+    name, schema = DEFINITION.format(kind=kind), _schema()
     problems = [
         f"{'.'.join(str(p) for p in error.absolute_path) or '(top)'}: {error.message}"
-        for error in validator.iter_errors(body)
+        for error in validator(schema, name).iter_errors(body)
     ]
-    problems += [f"{path}: unknown field" for path in unknown_keys(body, _definitions()[name])]
+    problems += [f"{path}: unknown field" for path in unknown_keys(schema, body, schema["definitions"][name])]
     return problems
 
 

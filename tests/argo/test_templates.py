@@ -15,13 +15,12 @@ import pytest
 import typer
 from kubernetes.client import V1ConfigMap
 
-from chart.k8s_checks import unknown_keys, validator
+from chart.k8s_checks import ARGO_SCHEMA, ARGO_SCHEMA_MISSING, unknown_keys, validator
 from conftest import REPO
 from rpt_transfer import cli
 from rpt_transfer.argo import pods, render, templates
 from rpt_transfer.argo.params import PARAMS, defaults, markdown_table
 
-SCHEMA = REPO.parent / "shared" / "data" / "schemas" / "argo-workflows.schema.json"
 KINDS = {
     "WorkflowTemplate": "io.argoproj.workflow.v1alpha1.WorkflowTemplate",
     "Workflow": "io.argoproj.workflow.v1alpha1.Workflow",
@@ -42,12 +41,9 @@ DEFAULTS = defaults(study="s3://rpt-transfer/specs/paper.yaml")
 
 @pytest.fixture(scope="module")
 def schema() -> dict[str, Any]:
-    if not SCHEMA.is_file():
-        pytest.skip(
-            f"Argo's JSON schema not found at {SCHEMA}: it is kept outside the repository, in the project's "
-            "shared/data/schemas (argo-workflows.schema.json from argoproj/argo-workflows api/jsonschema)"
-        )
-    return json.loads(SCHEMA.read_text())
+    if ARGO_SCHEMA_MISSING:
+        pytest.skip(ARGO_SCHEMA_MISSING)
+    return json.loads(ARGO_SCHEMA.read_text())
 
 
 def built(path: str) -> dict[str, Any]:

@@ -51,9 +51,10 @@ OBJECT_META = "io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
 MAX_MESSAGE = 240
 
 
-def schemas_available() -> str | None:
-    """None when the vendored Argo and KubeRay schemas are there, else why a test needing them skips."""
-    missing = [path.name for path in (ARGO_SCHEMA, RAYJOB_SCHEMA) if not path.is_file()]
+def schemas_available(paths: tuple[Path, ...] = (ARGO_SCHEMA, RAYJOB_SCHEMA)) -> str | None:
+    """None when the vendored schemas (by default Argo's and KubeRay's) are there, else why a test needing
+    them skips."""
+    missing = [path.name for path in paths if not path.is_file()]
     if not missing:
         return None
     return (
@@ -61,6 +62,10 @@ def schemas_available() -> str | None:
         "the repository, in the project's shared/data/schemas (argo-workflows.schema.json from "
         "argoproj/argo-workflows, kuberay-rayjob-v1.schema.json from ray-project/kuberay; see SOURCES.md there)"
     )
+
+
+ARGO_SCHEMA_MISSING = schemas_available((ARGO_SCHEMA,))
+"""Why Argo's schema cannot be read here, or None (tests/argo needs only this one)."""
 
 
 @cache
