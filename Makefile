@@ -8,7 +8,11 @@ STAMP := $(VENV)/.installed
 # the CPU build. TORCH_INDEX empty (the default) leaves the choice to pip's own configuration: this project's
 # machines find a CPU wheel in their local wheel folder, elsewhere that gives PyPI's CUDA build. For the CPU
 # build anywhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu (in a fresh .venv).
+# OpenRLHF goes in without its dependencies (ray, deepspeed, vllm: a GPU stack): the flag contract test
+# reads its parser, and the OpenRLHF backend's tests run against its real argument checks.
 TORCH_PIN ?= torch==2.13.0
+# pytest-xdist workers of `make test`; each test file runs whole in one worker (module fixtures are shared)
+TEST_WORKERS ?= 2
 TORCH_INDEX ?=
 
 .PHONY: install study smoke test lint format clean
@@ -20,6 +24,7 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet $(if $(TORCH_INDEX),--index-url "$(TORCH_INDEX)") "$(TORCH_PIN)"
 	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip install --quiet --no-deps "openrlhf>=0.11,<0.12"
 	$(BIN)/python -c "import torch; cuda = torch.version.cuda; \
 	  print('torch', torch.__version__, f'(CUDA {cuda} build)' if cuda else '(CPU build)')"
 	touch $(STAMP)
@@ -32,7 +37,7 @@ smoke: install
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks

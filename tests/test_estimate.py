@@ -17,9 +17,11 @@ from rpt_transfer.plan import Job, Plan
 from rpt_transfer.runner import Loaded, load_and_resolve
 from rpt_transfer.throughput import (
     Figure,
+    GpuPeak,
     Prefill,
     SizeClass,
     ThroughputTable,
+    TrainingCosts,
     gpu_hours,
     load_table,
     params_from_config,
@@ -322,3 +324,139 @@ def test_cli_bad_input_is_one_line_and_exit_2(tmp_path: Path) -> None:
     with_kind = run_cli("plan", str(spec), "--estimate", "--kind", "generate")
     assert with_kind.returncode == 2 and len(with_kind.stderr.strip().splitlines()) == 1
     assert "--kind 'generate'" in with_kind.stderr
+
+
+def train_study(
+    store: str, training: dict[str, Any], data: dict[str, Any] | None = None, **changes: Any
+) -> dict:
+    """An interventional study of a pinned 7B Hub base trained on one synthetic domain (planning only)."""
+    study = {
+        "study": "trainy",
+        "kind": "interventional",
+        "store": store,
+        "models": {"base": {"hub": "org/Base-7B", "revision": BASE_COMMIT}},
+        "base": "base",
+        "training": {"rollouts_per_prompt": 4, "prompts_per_step": 8, "max_new_tokens": 512, **training},
+        "train": [
+            {
+                "name": "math-rl",
+                "domain": "math",
+                "data": data or {"benchmark": "smoke_arith", "examples": 32},
+            }
+        ],
+        "benchmarks": ["smoke"],
+        "limit": 2,
+        "sampling": {"max_tokens": 8, "n": 1},
+    }
+    study.update(changes)
+    return study
+
+
+def costs(**changes: Any) -> TrainingCosts:
+    values = {
+        "update_flops_per_param_token": 6,
+        "update_flops_source": "test",
+        "mfu": 0.5,
+        "mfu_source": "test",
+        "peaks": [GpuPeak(gpu="H100", bf16_dense_tflops=1000.0, source="test", url="https://example.org")],
+    }
+    return TrainingCosts(**{**values, **changes})
+
+
+def small_table() -> ThroughputTable:
+    return ThroughputTable(
+        gpus=["H100", "L40S"],
+        size_classes=[SizeClass(name="7-8B", min_b=6.5, max_b=9.0)],
+        figures=[figure()],
+        training=costs(),
+    )
+
+
+def test_train_jobs_get_rollout_and_update_gpu_hours(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    study = train_study(str(tmp_path / "store"), {"epochs": 2}, resources={"expected_completion_tokens": 100})
+    estimate, plan = run_estimate(tmp_path, study, small_table())
+    (row,) = estimate.train
+    assert (row.name, row.base, row.size_b, row.size_class) == ("math-rl", "base", 7.0, "7-8B")
+    assert (row.steps, row.steps_from) == (8, "2 epoch(s) of 32 examples")  # 64 prompts / 8 per step
+    assert (row.prompts, row.samples, row.response_tokens, row.response_from) == (64, 256, 100.0, "spec")
+    assert row.tokens == 256 * 100
+    rollout = 256 * 100 / 100 / 3600  # decode at 100 tok/s on the figure's one GPU; prompts not counted
+    update = 6 * 7e9 * 256 * 100 / (0.5 * 1000e12) / 3600
+    assert row.rollout_gpu_hours == {"H100": pytest.approx(rollout), "L40S": None}
+    assert row.update_gpu_hours == {"H100": pytest.approx(update), "L40S": None}
+    assert row.gpu_hours == {"H100": pytest.approx(rollout + update), "L40S": None}
+    totals = estimate.totals()
+    assert totals["train_jobs"] == 1 and totals["train_gpu_hours_jobs"] == {"H100": 1, "L40S": 0}
+    generation = totals["gpu_hours"]["H100"]
+    assert totals["study_gpu_hours"]["H100"] == pytest.approx(generation + rollout + update)
+    assert (
+        "no figure for L40S × 7-8B: rollouts of math-rl have no GPU-hours (their update part is shown)"
+        in (estimate.notes)
+    )
+    assert "no bf16 peak for L40S: train updates on it have no GPU-hours" in estimate.notes
+    assert any(note.startswith("train GPU-hours are lower bounds") for note in estimate.notes)
+    assert [j.context["model"] for j in plan.jobs if j.kind == "train"] == ["math-rl"]
+
+
+def test_train_rows_follow_steps_max_new_tokens_and_unknown_sizes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    (row,) = run_estimate(tmp_path, train_study(str(tmp_path / "store"), {"steps": 5}), small_table())[
+        0
+    ].train
+    assert (row.steps, row.steps_from, row.samples) == (5, "steps", 5 * 8 * 4)
+    assert (row.response_tokens, row.response_from) == (512.0, "max_new_tokens")  # an upper bound
+    capped = train_study(
+        str(tmp_path / "store"), {"steps": 5}, resources={"expected_completion_tokens": 9000}
+    )
+    assert (
+        run_estimate(tmp_path, capped, small_table())[0].train[0].response_tokens == 512
+    )  # not over the max
+    data = tmp_path / "train.jsonl"
+    data.write_text('{"id": "a", "prompt": "1+1?", "reference": "2"}\n', encoding="utf-8")
+    unknown = train_study(str(tmp_path / "store"), {"epochs": 1}, {"path": str(data), "scorer": "math"})
+    estimate, _ = run_estimate(tmp_path, unknown, small_table())
+    (row,) = estimate.train
+    assert row.steps is None and row.samples == 0 and row.gpu_hours == {"H100": None, "L40S": None}
+    assert (
+        "train steps unknown (epochs of a data set of unknown size), no GPU-hours: math-rl" in estimate.notes
+    )
+
+
+def test_cli_prints_the_training_table_its_constants_and_the_study_total(tmp_path: Path) -> None:
+    spec = write_study(tmp_path / "study.yaml", train_study(str(tmp_path / "store"), {"steps": 3}))
+    result = run_cli("plan", str(spec), "--estimate")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert "estimate of study trainy" in out and "training in study trainy" in out
+    assert "H100 update GPU-h" in out and "A100 rollout GPU-h" in out
+    assert (
+        "steps from steps: math-rl" in out and "tokens per rollout from max_new_tokens, an upper bound" in out
+    )
+    table = load_table()
+    assert table.training is not None
+    for peak in table.training.peaks:
+        assert f"{peak.gpu} bf16 peak {peak.bf16_dense_tflops:g} TFLOPS" in out and peak.url in out
+    assert "study GPU-hours, lower bound (generation + training where figures exist): H100 " in out
+    as_json = run_cli("plan", str(spec), "--estimate", "--json")
+    assert as_json.returncode == 0, as_json.stderr
+    payload = json.loads(as_json.stdout)
+    (row,) = payload["train"]
+    assert row["name"] == "math-rl" and row["samples"] == 3 * 8 * 4 and row["size_b"] == 7.0
+    assert payload["totals"]["train_samples"] == 96 and payload["training"]["mfu"] == table.training.mfu
+    assert "train_gpu_hours" in payload["assumptions"]
+    observational = run_cli(
+        "plan", str(write_study(tmp_path / "o.yaml", tiny_study(str(tmp_path / "s")))), "--estimate"
+    )
+    assert observational.returncode == 0 and "training in study" not in observational.stdout
+    assert "study GPU-hours" not in observational.stdout
+
+
+def test_the_packaged_training_constants_name_their_sources() -> None:
+    training = load_table().training
+    assert training is not None and 0 < training.mfu <= 1 and training.update_flops_per_param_token == 6
+    assert training.update_flops_source and training.mfu_source
+    assert {peak.gpu for peak in training.peaks} == set(load_table().gpus)
+    assert all(peak.url.startswith("https://") and peak.source for peak in training.peaks)

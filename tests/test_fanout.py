@@ -20,11 +20,11 @@ from rpt_transfer.errors import (
     TransientJobError,
     TransientStoreError,
 )
-from rpt_transfer.fanout import part_jobs, plan_parts
+from rpt_transfer.fanout import part_jobs, plan_parts, train_gpus, train_nodes
 from rpt_transfer.generation import GenResult
 from rpt_transfer.jobs import Ran, exit_code
 from rpt_transfer.jobs.generate import refuse_transient_failures
-from rpt_transfer.plan import Plan
+from rpt_transfer.plan import Job, Plan
 from rpt_transfer.planner import make_plan
 from rpt_transfer.runner import load_and_resolve, read_plan
 from rpt_transfer.spec import parse_study
@@ -135,11 +135,37 @@ def test_train_parts_ask_for_the_gpus_the_trainer_uses(tmp_path: Path) -> None:
         "benchmarks": ["smoke_arith"], "limit": 1, "sampling": {"max_tokens": 4, "n": 1},
     }  # fmt: skip
     cpu = make_plan(parse_study(yaml.safe_dump(study), "s.yaml"), str(tmp_path / "store"), None)
-    assert plan_parts(cpu)["train"] == [{"part": "train/0", "gpus": 0}, {"part": "train/1", "gpus": 0}]
+    assert plan_parts(cpu)["train"] == [
+        {"part": "train/0", "gpus": 0, "nodes": 1},
+        {"part": "train/1", "gpus": 0, "nodes": 1},
+    ]
     assert kinds(cpu, part_jobs(cpu, "train/1")) == ["train"]
     gpu_study = {**study, "resources": {"backend": "hf", "gpus_per_job": 1}}
     gpu = make_plan(parse_study(yaml.safe_dump(gpu_study), "s.yaml"), str(tmp_path / "store"), None)
-    assert [item["gpus"] for item in plan_parts(gpu)["train"]] == [1, 1]  # TRL trains on one GPU
+    trl = [(item["gpus"], item["nodes"]) for item in plan_parts(gpu)["train"]]
+    assert trl == [(1, 1), (1, 1)]  # TRL trains on one GPU, whatever gpus_per_job
+    for nodes, gpus in ((1, 8), (4, 2)):  # OpenRLHF: its own placement, whatever the generate jobs ask
+        placed = {**gpu_study, "trainer": "openrlhf", "openrlhf": {"nodes": nodes, "gpus_per_node": gpus}}
+        placed["training"] = {**study["training"], "prompts_per_step": 4}  # a sample for each of 8 GPUs
+        plan = make_plan(parse_study(yaml.safe_dump(placed), "s.yaml"), str(tmp_path / "store"), None)
+        assert [job.context["resources"] for job in plan.jobs if job.kind == "train"] == [
+            {"nodes": nodes, "gpus_per_node": gpus}
+        ] * 2
+        assert plan_parts(plan)["train"] == [
+            {"part": f"train/{i}", "gpus": gpus, "nodes": nodes} for i in range(2)
+        ]
+
+
+def test_a_train_job_without_a_placement_keeps_the_one_pod_rule(tiny_plan: Plan) -> None:
+    """Plans made before OpenRLHF placements (no `resources` in the context): one pod, gpus_per_job."""
+    job = Job(
+        id="0123456789abcdef", kind="train", key="checkpoints/x", deps=[], inputs={"trainer": {"backend": "openrlhf"}},
+        context={},
+    )  # fmt: skip
+    assert (train_gpus(tiny_plan, job), train_nodes(job)) == (0, 1)
+    bad = job.model_copy(update={"context": {"resources": {"nodes": 0, "gpus_per_node": 8}}})
+    with pytest.raises(PlanError, match="not 1 or more nodes"):
+        train_nodes(bad)
 
 
 def test_prepare_outputs_and_job_run_part_run_a_real_plan(tmp_path: Path) -> None:

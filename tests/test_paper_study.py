@@ -27,14 +27,22 @@ STUDY = REPO / "studies" / "paper-observational.yaml"
 hub = fake_hub  # the loopback fake Hub fixture, under a shorter name
 
 
-def stand_in_data(root: Path, leave_out: tuple[str, ...] = ()) -> Path:
-    """A benchmark-data folder with a small stand-in at every local file the study's benchmarks name."""
-    for bench in expand(load_study(STUDY).benchmarks):
+def stand_in_data(
+    root: Path, leave_out: tuple[str, ...] = (), study: Path = STUDY, real: Path | None = None
+) -> Path:
+    """A benchmark-data folder with a small stand-in at every local file the study's benchmarks name.
+
+    With `real`, a file or folder that exists there is linked instead (an estimate reads the items).
+    """
+    for bench in expand(load_study(study).benchmarks):
         if not isinstance(bench.source, DatasetSource) or bench.name in leave_out:
             continue
         for name in bench.source.local_files:
             path = root / name
-            if path.suffix:
+            if real is not None and (real / name).exists():
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.symlink_to(real / name)
+            elif path.suffix:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 path.write_text(f"stand-in for {name}\n")
             else:

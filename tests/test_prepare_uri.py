@@ -78,7 +78,7 @@ def test_a_spec_uri_reuses_the_plan_made_from_its_bytes(
     assert plan_keys(bucket_store, "pod") == before
     assert (outputs / "plan").read_text() == laptop["uri"]
     assert json.loads((outputs / "pretrain.json").read_text()) == ["pretrain"]
-    assert json.loads((outputs / "train.json").read_text()) == [{"part": "train/0", "gpus": 0}]
+    assert json.loads((outputs / "train.json").read_text()) == [{"part": "train/0", "gpus": 0, "nodes": 1}]
     models = json.loads((outputs / "models.json").read_text())
     assert [(m["model"], m["generate"], m["score"]) for m in models] == [
         ("base", "generate/0", ["score/0/0:1"]),

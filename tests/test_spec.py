@@ -140,7 +140,7 @@ def test_interventional_study_validates() -> None:
         (
             "domain: math,",
             "domain: math, algorithm: ppo2,",
-            "train[0].algorithm: Input should be 'grpo', 'dr_grpo' or 'dapo' (got 'ppo2')",
+            "train[0].algorithm: Input should be 'grpo', 'dr_grpo', 'dapo' or 'reinforce++' (got 'ppo2')",
         ),
         ("steps: 10,", "steps: 10, learning_rat: 0.1,", "training.learning_rat: unknown field"),
         (

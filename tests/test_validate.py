@@ -111,9 +111,15 @@ def test_backend_this_version_does_not_have(tmp_path: Path) -> None:
     refused_everywhere(tmp_path, study, "resources.backend: ", "(got 'vllm'); accepted: hf")
 
 
-def test_trainer_this_version_does_not_have_is_refused_before_pretraining(tmp_path: Path) -> None:
+def test_trainer_without_its_packages_is_refused_before_pretraining(tmp_path: Path) -> None:
     study = interventional(tmp_path / "store", trainer="openrlhf")
-    refused_everywhere(tmp_path, study, "trainer: ", "(got 'openrlhf'); accepted: trl")
+    refused_everywhere(
+        tmp_path,
+        study,
+        "trainer: needs ray, deepspeed, vllm",
+        "pip install 'rpt-transfer[train]'",
+        "accepted: trl",
+    )
     assert not (tmp_path / "store").exists()  # run refused before pre-training anything
 
 
@@ -127,7 +133,10 @@ def test_registered_backend_without_its_package_names_the_extra(
     monkeypatch.setitem(trainers.TRAINERS, "openrlhf", trainers.TRAINERS["trl"])
     monkeypatch.setitem(trainers.NEEDS, "openrlhf", Needs(("rpt_transfer_no_such_module",), "train"))
     study = interventional(
-        tmp_path / "store", trainer="openrlhf", resources={"backend": "vllm", "gpus_per_job": 1}
+        tmp_path / "store",
+        trainer="openrlhf",
+        openrlhf={"gpus_per_node": 1},
+        resources={"backend": "vllm", "gpus_per_job": 1},
     )
     result = call_cli(capsys, "validate", str(write_study(tmp_path / "s.yaml", study)))
     assert result.returncode == 2

@@ -1,6 +1,8 @@
-"""The cluster commands of `rpt-transfer`: `submit` a study as an Argo Workflow, and its `status`.
+"""The cluster commands of `rpt-transfer`: `submit` a study, its `status`, and the `reward-server`.
 
-Thin, like cli.py: parse, call `rpt_transfer.argo`, print. `register(app)` adds them to the main command.
+`submit` runs a study as an Argo Workflow; trainers on the cluster get their rewards from `reward-server`.
+Thin, like cli.py: parse, call `rpt_transfer.argo` (or `training.reward_server`), print. `register(app)`
+adds them to the main command.
 """
 
 from typing import Annotated
@@ -111,7 +113,41 @@ def _print_failures(failures: list, namespace: str) -> None:
         _say(f"    log: {failure.log_command(namespace)}")
 
 
+def reward_server(
+    host: Annotated[
+        str, typer.Option(help="Address to listen on (a pod: 0.0.0.0, so trainers in other pods reach it).")
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on (0: any free port).")] = 8000,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Scoring processes (default: the CPUs this process may use).", show_default=False
+        ),
+    ] = None,
+    max_body_bytes: Annotated[
+        int, typer.Option(min=1, help="Largest request body accepted; larger ones get 413.")
+    ] = 16 << 20,
+    sandbox_min: Annotated[
+        str | None,
+        typer.Option(
+            help="Weakest sandbox isolation accepted, as RPT_SANDBOX_MIN (default: that, else userns; "
+            "see docs/sandbox.md).",
+            show_default=False,
+        ),
+    ] = None,
+) -> None:
+    """Serve rewards to trainers (OpenRLHF `--reward.remote_url http://HOST:PORT/get_reward`), sandboxed.
+
+    Model-written code runs only in the sandbox, never with credentials (docs/reward-service.md). Stops on
+    SIGTERM after answering the requests in flight.
+    """
+    from rpt_transfer.training.reward_server import serve
+
+    serve(host=host, port=port, workers=workers, max_body_bytes=max_body_bytes, sandbox_min=sandbox_min)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `submit` and `status` to the `rpt-transfer` command."""
+    """Add `submit`, `status` and `reward-server` to the `rpt-transfer` command."""
     app.command()(submit)
     app.command()(status)
+    app.command("reward-server")(reward_server)

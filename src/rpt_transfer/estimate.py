@@ -4,6 +4,11 @@ Prompt tokens come from the real benchmark items (`estimate_tokens`). Completion
 generate jobs of the same model in the store, else the spec's `resources.expected_completion_tokens`, else
 each job's max_tokens as an upper bound. GPU-hours come from measured vLLM throughputs (`throughput`). Every
 number says where it came from, and a number nobody measured is left out rather than guessed.
+
+Train jobs of an interventional study get a lower bound of their own: the rollouts they generate (prompts per
+step x steps x rollouts x mean response length) at the same measured rates for the base model's size class,
+plus the policy update as FLOPs (`training` in `throughput.yaml`: 6 x parameters x tokens at an assumed
+utilisation of the GPU's bf16 peak).
 """
 
 from __future__ import annotations
@@ -32,11 +37,13 @@ from rpt_transfer.store import Store
 from rpt_transfer.throughput import (
     Figure,
     ThroughputTable,
+    TrainingCosts,
     gpu_hours,
     load_table,
     params_from_config,
     params_from_name,
 )
+from rpt_transfer.training.config import TrainHyper
 
 GENERATIONS = "generations"
 
@@ -66,6 +73,36 @@ class ModelEstimate:
 
 
 @dataclass
+class TrainEstimate:
+    """One train job's rollouts and updates, and their GPU-hours (lower bounds), with where each came from."""
+
+    name: str
+    """The trained model."""
+    base: str
+    size_b: float | None = None
+    """Billions of parameters of the base model (training keeps the architecture)."""
+    size_from: str = ""
+    size_class: str | None = None
+    steps: int | None = None
+    """Optimiser steps; None when the run's example count is not known when planning."""
+    steps_from: str = ""
+    prompts: int = 0
+    """Prompts rolled out: steps x prompts per step."""
+    samples: int = 0
+    """Rollouts: prompts x rollouts per prompt."""
+    response_tokens: float = 0.0
+    """Mean tokens per rollout."""
+    response_from: str = ""
+    """`spec` (resources.expected_completion_tokens, at most max_new_tokens) or `max_new_tokens` (a bound)."""
+    tokens: float = 0.0
+    """Rollout tokens generated and trained on: samples x response tokens (prompt tokens left out)."""
+    rollout_gpu_hours: dict[str, float | None] = field(default_factory=dict)
+    update_gpu_hours: dict[str, float | None] = field(default_factory=dict)
+    gpu_hours: dict[str, float | None] = field(default_factory=dict)
+    """Rollouts plus updates, where both are known."""
+
+
+@dataclass
 class Estimate:
     """The estimate of one plan: a row per model, notes on what is missing, and the figures' sources."""
 
@@ -74,11 +111,20 @@ class Estimate:
     models: list[ModelEstimate]
     notes: list[str]
     sources: list[Figure]
+    train: list[TrainEstimate] = field(default_factory=list)
+    """A row per train job (interventional studies)."""
+    training: TrainingCosts | None = None
+    """The constants of the train rows, with their sources."""
 
     def totals(self) -> dict[str, Any]:
         """Sums over models; GPU-hours over the models a figure covers, with how many those are."""
         hours = {
             gpu: [h for m in self.models if (h := m.gpu_hours.get(gpu)) is not None] for gpu in self.gpus
+        }
+        train = {gpu: [h for r in self.train if (h := r.gpu_hours.get(gpu)) is not None] for gpu in self.gpus}
+        updates = {
+            gpu: [h for r in self.train if (h := r.update_gpu_hours.get(gpu)) is not None]
+            for gpu in self.gpus
         }
         return {
             "prompts": sum(m.prompts for m in self.models),
@@ -89,6 +135,14 @@ class Estimate:
             "gpu_hours": {gpu: sum(values) for gpu, values in hours.items()},
             "gpu_hours_models": {gpu: len(values) for gpu, values in hours.items()},
             "models": len(self.models),
+            "train_jobs": len(self.train),
+            "train_samples": sum(r.samples for r in self.train),
+            "train_tokens": sum(r.tokens for r in self.train),
+            "train_gpu_hours": {gpu: sum(values) for gpu, values in train.items()},
+            "train_gpu_hours_jobs": {gpu: len(values) for gpu, values in train.items()},
+            "train_update_gpu_hours": {gpu: sum(values) for gpu, values in updates.items()},
+            "train_update_gpu_hours_jobs": {gpu: len(values) for gpu, values in updates.items()},
+            "study_gpu_hours": {gpu: sum(hours[gpu]) + sum(train[gpu]) for gpu in self.gpus},
         }
 
     def to_json(self) -> dict[str, Any]:
@@ -97,19 +151,29 @@ class Estimate:
             "study": self.study,
             "gpus": self.gpus,
             "models": [asdict(m) for m in self.models],
+            "train": [asdict(r) for r in self.train],
             "totals": self.totals(),
             "notes": self.notes,
             "sources": [
                 {**figure.model_dump(mode="json"), "prefill_tokens_per_s": figure.prefill_tokens_per_s}
                 for figure in self.sources
             ],
+            "training": self.training.model_dump(mode="json") if self.training is not None else None,
             "assumptions": {
                 "approximate_bytes_per_token": BYTES_PER_TOKEN,
                 "approximate_chat_overhead_tokens": CHAT_OVERHEAD_TOKENS,
                 "gpu_hours": "lower bound: (prompt tokens / prefill rate + completion tokens / decode rate) "
                 "× the measured run's GPUs / 3600",
+                "train_gpu_hours": TRAIN_HOURS_RULE,
             },
         }
+
+
+TRAIN_HOURS_RULE = (
+    "lower bound per train job: rollouts (steps × prompts per step × rollouts per prompt × mean response "
+    "tokens) / decode rate × the measured run's GPUs / 3600, plus the update, update_flops_per_param_token "
+    "× parameters × those tokens / (mfu × the GPU's bf16 peak) / 3600; prompt tokens left out"
+)
 
 
 JOBS_READ_PER_MODEL = 16
@@ -148,7 +212,10 @@ def estimate_plan(
         _add_gpu_hours(model, table)
         models.append(model)
     notes += _notes(models, tokens, study, table)
-    return Estimate(plan.study, list(table.gpus), models, notes, list(table.figures))
+    train = [_train_estimate(job, plan, study, table) for job in plan.jobs if job.kind == "train"]
+    if train:
+        notes += _train_notes(train, table)
+    return Estimate(plan.study, list(table.gpus), models, notes, list(table.figures), train, table.training)
 
 
 def _model(name: str, jobs: list[Job], counter: Counter, tokens: PromptTokens) -> ModelEstimate:
@@ -313,4 +380,88 @@ def _notes(
         "sources); long completions fit fewer sequences into the KV cache and decode slower; each prompt is "
         "prefilled once for all its samples"
     )
+    return notes
+
+
+def _train_estimate(
+    job: Job, plan: Plan, study: ObservationalStudy | InterventionalStudy, table: ThroughputTable
+) -> TrainEstimate:
+    """One train job's rollouts, tokens and GPU-hours per GPU type (None where a figure is missing)."""
+    hyper = TrainHyper.model_validate(job.inputs["hyperparameters"])
+    row = TrainEstimate(job.context["model"], job.context.get("base_model", "?"))
+    row.size_b, row.size_from = _size(origin(job.inputs["base"], plan))
+    size = table.size_class(row.size_b) if row.size_b is not None else None
+    row.size_class = size.name if size is not None else None
+    examples = job.inputs["data"].get("examples")
+    if hyper.steps is not None:
+        row.steps, row.steps_from = hyper.steps, "steps"
+    elif examples:
+        row.steps = hyper.total_steps(examples)
+        row.steps_from = f"{hyper.epochs:g} epoch(s) of {examples:,} examples"
+    else:
+        row.steps_from = "epochs of a data set whose size is not known when planning (`examples` not given)"
+    expected = study.resources.expected_completion_tokens
+    if expected is not None:
+        row.response_tokens = float(min(expected, hyper.max_new_tokens))
+        row.response_from = "spec"
+    else:
+        row.response_tokens, row.response_from = float(hyper.max_new_tokens), "max_new_tokens"
+    if row.steps is not None:
+        row.prompts = row.steps * hyper.prompts_per_step
+        row.samples = row.prompts * hyper.rollouts_per_prompt
+        row.tokens = row.samples * row.response_tokens
+    for gpu in table.gpus:
+        figure = table.figure(gpu, size.name) if size is not None else None
+        peak = table.training.peak(gpu) if table.training is not None else None
+        known = row.steps is not None
+        row.rollout_gpu_hours[gpu] = gpu_hours(0, row.tokens, figure) if known and figure else None
+        row.update_gpu_hours[gpu] = (
+            update_gpu_hours(row.size_b, row.tokens, table.training, peak.bf16_dense_tflops)
+            if known and peak is not None and table.training is not None and row.size_b is not None
+            else None
+        )
+        parts = (row.rollout_gpu_hours[gpu], row.update_gpu_hours[gpu])
+        row.gpu_hours[gpu] = None if None in parts else sum(p for p in parts if p is not None)
+    return row
+
+
+def update_gpu_hours(size_b: float, tokens: float, costs: TrainingCosts, peak_tflops: float) -> float:
+    """GPU-hours of the policy updates: FLOPs per parameter and token × parameters × tokens at mfu × peak."""
+    flops = costs.update_flops_per_param_token * size_b * 1e9 * tokens
+    return flops / (costs.mfu * peak_tflops * 1e12) / 3600
+
+
+def _train_notes(rows: list[TrainEstimate], table: ThroughputTable) -> list[str]:
+    """What the train rows leave out, and why a row or GPU has no hours."""
+    notes = []
+    unknown = [r.name for r in rows if r.steps is None]
+    if unknown:
+        notes.append(
+            f"train steps unknown (epochs of a data set of unknown size), no GPU-hours: {', '.join(unknown)}"
+        )
+    unsized = [r.name for r in rows if r.size_b is None]
+    if unsized:
+        notes.append(f"train base size unknown, no GPU-hours: {', '.join(unsized)}")
+    missing: dict[str, list[str]] = defaultdict(list)
+    for row in rows:
+        for gpu, hours in row.rollout_gpu_hours.items():
+            if hours is None and row.steps is not None and row.size_b is not None:
+                missing[f"{gpu} × {row.size_class or f'{row.size_b:g}B'}"].append(row.name)
+    notes += [
+        f"no figure for {cell}: rollouts of {', '.join(names)} have no GPU-hours (their update part is shown)"
+        for cell, names in missing.items()
+    ]
+    if table.training is None:
+        notes.append("no training constants in throughput.yaml: train updates have no GPU-hours")
+    else:
+        no_peak = [gpu for gpu in table.gpus if table.training.peak(gpu) is None]
+        notes += [f"no bf16 peak for {gpu}: train updates on it have no GPU-hours" for gpu in no_peak]
+        notes.append(
+            "train GPU-hours are lower bounds: rollouts at the serving rates above (prompt tokens not "
+            "counted: training data is not read when planning), plus the update as "
+            f"{table.training.update_flops_per_param_token:g} × parameters × rollout tokens at "
+            f"{table.training.mfu:.0%} of the GPU's bf16 peak; left out: the old-policy and reference "
+            "log-probability passes (2 × parameters × tokens each), gradient-checkpointing recompute, weight "
+            "syncs to vLLM, dynamic-sampling retries, start-up and checkpoint saves"
+        )
     return notes

@@ -4,7 +4,7 @@ A part names jobs of one plan, so an Argo `withParam` carries a few bytes per po
 study has (a Workflow object is capped near 1 MB); each pod reads its jobs from the plan in the store:
 
 - `pretrain`: every pretrain job in plan order (one may build on another, so one pod runs them in order);
-- `train/I`: the I-th train job in plan order;
+- `train/I`: the I-th train job in plan order (one pod, or one KubeRay RayJob over several nodes);
 - `generate/G`: the generate jobs of the G-th model group (`Plan.groups()` order): one model load per pod;
 - `score/G/A:B`: score jobs A..B-1 of group G (the score jobs whose deps are group G's generate jobs);
 - `aggregate`: the aggregate job(s).
@@ -49,22 +49,48 @@ def group_scores(plan: Plan) -> list[list[Job]]:
 
 
 def train_gpus(plan: Plan, job: Job) -> int:
-    """GPUs a train pod asks for: the study's `gpus_per_job` (its generate jobs carry it), at most 1 for TRL.
+    """GPUs a train pod (or each node of a multi-node run) asks for.
 
-    The TRL trainer trains on one GPU when it sees one and on the CPU otherwise, so a study that gives its
-    jobs no GPU (tiny models, CPU-only) trains on the CPU; a multi-GPU trainer takes them all.
+    OpenRLHF jobs carry their placement in `job.context["resources"]` (`{"nodes": N, "gpus_per_node": G}`,
+    the study's `openrlhf` block): G GPUs on each node. Other trainers take the study's `gpus_per_job` (its
+    generate jobs carry it), at most 1 for TRL: the TRL trainer trains on one GPU when it sees one and on
+    the CPU otherwise, so a study that gives its jobs no GPU (tiny models, CPU-only) trains on the CPU.
     """
+    resources = _resources(job)
+    if resources is not None:
+        return resources[1]
     gpus = max((int(j.context.get("gpus", 0)) for j in _of_kind(plan, "generate")), default=0)
     trainer = job.inputs.get("trainer", {})
     backend = trainer.get("backend", "trl") if isinstance(trainer, dict) else "trl"
     return min(gpus, 1) if backend == "trl" else gpus
 
 
+def train_nodes(job: Job) -> int:
+    """Machines a train job spans: `nodes` of an OpenRLHF job's placement, else 1 (one pod)."""
+    resources = _resources(job)
+    return 1 if resources is None else resources[0]
+
+
+def _resources(job: Job) -> tuple[int, int] | None:
+    """(nodes, gpus per node) of a train job the planner placed (OpenRLHF), or None (TRL: one pod)."""
+    resources = job.context.get("resources")
+    if not isinstance(resources, dict):
+        return None
+    nodes, gpus = int(resources.get("nodes", 1)), int(resources.get("gpus_per_node", 0))
+    if nodes < 1 or gpus < 0:
+        raise PlanError(
+            f"train job {job.id}: resources {resources} are not 1 or more nodes of 0 or more GPUs each"
+        )
+    return nodes, gpus
+
+
 def plan_parts(plan: Plan, score_chunk: int = DEFAULT_SCORE_CHUNK) -> dict[str, Any]:
     """What `prepare --outputs` writes for Argo's `withParam`s: `pretrain`, `train` and `models` lists.
 
-    `pretrain` is `["pretrain"]` or `[]`; `train` items are `{"part": "train/I", "gpus": N}`; `models` items
-    are `{"model", "gpus", "generate": "generate/G", "score": ["score/G/A:B", ...]}`, one per model group.
+    `pretrain` is `["pretrain"]` or `[]`; `train` items are `{"part": "train/I", "gpus": G, "nodes": N}` (G
+    GPUs on each of N nodes: the workflow runs N == 1 in one pod, train-gpu or train-cpu, and N > 1 as a
+    KubeRay RayJob, train-ray); `models` items are `{"model", "gpus", "generate": "generate/G",
+    "score": ["score/G/A:B", ...]}`, one per model group.
     """
     if score_chunk < 1:
         raise PlanError(f"--score-chunk {score_chunk}: give a number of score jobs per pod, 1 or more")
@@ -81,7 +107,8 @@ def plan_parts(plan: Plan, score_chunk: int = DEFAULT_SCORE_CHUNK) -> dict[str, 
     return {
         "pretrain": ["pretrain"] if _of_kind(plan, "pretrain") else [],
         "train": [
-            {"part": f"train/{i}", "gpus": train_gpus(plan, j)} for i, j in enumerate(_of_kind(plan, "train"))
+            {"part": f"train/{i}", "gpus": train_gpus(plan, j), "nodes": train_nodes(j)}
+            for i, j in enumerate(_of_kind(plan, "train"))
         ],
         "models": models,
     }

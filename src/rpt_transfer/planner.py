@@ -25,7 +25,7 @@ from rpt_transfer.revisions import Resolver, is_commit, resolve_benchmark, resol
 from rpt_transfer.scoring import get_scorer
 from rpt_transfer.spec import InterventionalStudy, ModelSpec, ObservationalStudy, PairSpec
 from rpt_transfer.training.config import TrainSpec
-from rpt_transfer.training.data import data_identity
+from rpt_transfer.training.data import data_identity, data_label, data_source_field
 
 
 class _Planner:
@@ -115,10 +115,10 @@ class _Planner:
         assert isinstance(study, InterventionalStudy)
         base_ref, deps = self.model_ref(study.base)
         try:
-            data = data_identity(run.data)
-        except RptError as err:  # the file is read here: name the spec field that points at it
-            field = "path" if run.data.path is not None else "benchmark"
-            raise PlanError(f"train[{study.train.index(run)}].data.{field}: {err}") from None
+            data = data_identity(run.data, self.hub)
+        except RptError as err:  # the file is read (a Hub revision resolved) here: name the spec field
+            where = f"train[{study.train.index(run)}].data.{data_source_field(run.data)}"
+            raise PlanError(f"{where}: {err}") from None
         inputs = {
             "base": base_ref,
             "prompt_mode": self.prompt_mode(study.base),
@@ -126,7 +126,7 @@ class _Planner:
             "algorithm": run.algorithm,
             "hyperparameters": study.hyper_for(run).identity(),
             "seed": run.seed,
-            "trainer": {"backend": study.trainer, "version": RPT_TRAINER_VERSION},
+            "trainer": trainer_identity(study),
         }
         context = {
             "study": study.study,
@@ -134,7 +134,7 @@ class _Planner:
             "base_model": study.base,
             **self.revision_context(study.base, "base_revision"),
             "domain": run.domain,
-            "data": run.data.path or f"{run.data.benchmark} (training split)",
+            "data": data_label(run.data),
             "tags": {
                 "model": run.name,
                 "role": "train",
@@ -142,6 +142,7 @@ class _Planner:
                 "train_domain": run.domain,
                 "rpt_algorithm": run.algorithm,
             },
+            **trainer_context(study),
         }
         job = self.add(make_job("train", inputs, deps, context, study.study))
         return {"job": job.id}, [job.id]
@@ -311,3 +312,25 @@ def _topological(jobs: list[Job]) -> list[Job]:
     for job in jobs:
         visit(job)
     return list(done.values())
+
+
+def trainer_identity(study: InterventionalStudy) -> dict[str, Any]:
+    """The trainer part of a train job's id: backend and version, and OpenRLHF flags that change learning.
+
+    OpenRLHF's placement (nodes, GPUs, engines) is context: the same run on more GPUs is the same run.
+    """
+    identity: dict[str, Any] = {"backend": study.trainer, "version": RPT_TRAINER_VERSION}
+    if study.trainer == "openrlhf" and study.openrlhf.extra_args:
+        identity["extra_args"] = dict(sorted(study.openrlhf.extra_args.items()))
+    return identity
+
+
+def trainer_context(study: InterventionalStudy) -> dict[str, Any]:
+    """What a train pod needs beyond its id: OpenRLHF's settings and the nodes and GPUs it asks for."""
+    if study.trainer != "openrlhf":
+        return {}
+    settings = study.openrlhf
+    return {
+        "openrlhf": settings.model_dump(mode="json", exclude={"extra_args"}),
+        "resources": {"nodes": settings.nodes, "gpus_per_node": settings.gpus_per_node},
+    }

@@ -14,6 +14,11 @@ NO_TRACKING = "none"
 SANDBOX_MIN_ENV = "RPT_SANDBOX_MIN"
 """The weakest sandbox isolation level candidate code may run under (docs/sandbox.md); unset: the default,
 under which no credential can be read (`rpt_transfer.scoring.sandbox.levels.DEFAULT_MINIMUM`)."""
+REWARD_URL_ENV = "RPT_REWARD_URL"
+"""The reward service OpenRLHF's rollouts are scored by (`rpt-transfer reward-server`, path /get_reward);
+code rewards need it, since model-written code may not run next to GPUs or credentials."""
+TRAIN_WORKDIR_ENV = "RPT_TRAIN_WORKDIR"
+"""Where train jobs keep their working folders; a multi-node run needs a volume shared by its nodes."""
 
 
 class Settings(NamedTuple):

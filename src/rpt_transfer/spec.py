@@ -18,7 +18,7 @@ from rpt_transfer.errors import SpecError
 from rpt_transfer.generation.base import PromptMode, SamplingParams
 from rpt_transfer.hashing import short_hash
 from rpt_transfer.spec_checks import benchmark_name_problems, cross_check, non_finite, one_line, pydantic_line
-from rpt_transfer.training.config import TrainerName, TrainHyper, TrainSpec, merged_hyper
+from rpt_transfer.training.config import OpenRlhfSettings, TrainerName, TrainHyper, TrainSpec, merged_hyper
 
 NAME_PATTERN = r"^[a-z0-9][a-z0-9_.-]{0,62}$"
 _COMMIT = re.compile(r"^[0-9a-f]{40}$")
@@ -290,6 +290,8 @@ class InterventionalStudy(_StudyBase):
     """Name of the base model in `models`: every run starts from it, and it is evaluated beside them."""
     trainer: TrainerName = "trl"
     """Trainer backend: `trl` on one machine (CPU or one GPU), `openrlhf` on a cluster."""
+    openrlhf: OpenRlhfSettings = OpenRlhfSettings()
+    """GPUs, nodes and engine settings of the `openrlhf` trainer (docs/training-openrlhf.md)."""
     training: TrainHyper
     """Hyperparameters shared by every run (the paper kept them identical across domains)."""
     train: list[TrainSpec] = Field(min_length=1)

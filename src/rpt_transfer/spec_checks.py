@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from rpt_transfer import benchmarks
 from rpt_transfer.benchmarks import SyntheticSource
 from rpt_transfer.errors import RptError
-from rpt_transfer.training.config import TrainData, check_hyper
+from rpt_transfer.training.config import TRAINER_ALGORITHMS, TrainData, check_hyper
 
 if TYPE_CHECKING:
     from rpt_transfer.spec import InterventionalStudy, ObservationalStudy
@@ -248,6 +248,46 @@ def _check_training(study: "InterventionalStudy") -> list[str]:
             problems.append(f"{where}.name: {run.name!r} is already a model in `models`; pick another name")
         problems += check_hyper(study.training, run.hyperparameters, f"{where}.hyperparameters")
         problems += _check_train_data(run.data, f"{where}.data")
+        accepted = TRAINER_ALGORITHMS[study.trainer]
+        if run.algorithm not in accepted:
+            problems.append(
+                f"{where}.algorithm: {run.algorithm} needs trainer openrlhf (trainer is {study.trainer}); "
+                f"accepted with {study.trainer}: {', '.join(accepted)}"
+            )
+    return problems + _check_openrlhf(study)
+
+
+def _check_openrlhf(study: "InterventionalStudy") -> list[str]:
+    """OpenRLHF settings only with that trainer, and engines that divide its GPUs."""
+    settings = study.openrlhf
+    if study.trainer != "openrlhf":
+        if settings.model_fields_set:
+            return [f"openrlhf: settings of trainer openrlhf, but trainer is {study.trainer!r}; remove them"]
+        return []
+    problems = []
+    if settings.gpus() % settings.vllm_tensor_parallel:
+        problems.append(
+            f"openrlhf.vllm_tensor_parallel: {settings.vllm_tensor_parallel} does not divide the run's "
+            f"{settings.gpus()} GPUs (nodes x gpus_per_node); accepted: a divisor of {settings.gpus()}"
+        )
+    from rpt_transfer.training.openrlhf_flags import actor_placement, extra_arg_problems
+
+    actors = settings.gpus()
+    if not settings.colocate:
+        try:
+            nodes, per_node = actor_placement(settings)
+            actors = nodes * per_node
+        except ValueError as err:
+            problems.append(f"openrlhf.vllm_engines: {err}; accepted: fewer engines, or colocate: true")
+    for index, run in enumerate(study.train):
+        hyper = study.hyper_for(run)
+        if hyper.prompts_per_step * hyper.rollouts_per_prompt < actors:
+            problems.append(
+                f"train[{index}]: a step's {hyper.prompts_per_step} prompts x {hyper.rollouts_per_prompt} "
+                f"rollouts leave some of the run's {actors} training GPUs without a sample; accepted: at "
+                f"least {actors} samples per step, or fewer GPUs (openrlhf.nodes, gpus_per_node)"
+            )
+    problems += extra_arg_problems(settings.extra_args, "openrlhf.extra_args")
     return problems
 
 

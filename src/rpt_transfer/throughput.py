@@ -61,12 +61,38 @@ class Figure(_Strict):
         return None if self.prefill is None else self.prefill.input_tokens / self.prefill.seconds
 
 
+class GpuPeak(_Strict):
+    """A GPU type's dense bf16 tensor-core peak, as its maker's datasheet states it."""
+
+    gpu: str
+    bf16_dense_tflops: float = Field(gt=0)
+    source: str
+    url: str
+
+
+class TrainingCosts(_Strict):
+    """Constants of the train jobs' lower bound (`estimate`), each with where it comes from."""
+
+    update_flops_per_param_token: float = Field(gt=0)
+    """FLOPs of one policy update per parameter and trained token (forward and backward)."""
+    update_flops_source: str
+    mfu: float = Field(gt=0, le=1)
+    """Share of the GPU's peak the update is assumed to reach (high, so that the hours are a lower bound)."""
+    mfu_source: str
+    peaks: list[GpuPeak]
+
+    def peak(self, gpu: str) -> GpuPeak | None:
+        """The peak of a GPU type, or None when the table has none."""
+        return next((p for p in self.peaks if p.gpu == gpu), None)
+
+
 class ThroughputTable(_Strict):
-    """The whole table: GPU types in column order, size classes, and the measured figures."""
+    """The whole table: GPU types in column order, size classes, the measured figures, training constants."""
 
     gpus: list[str] = Field(min_length=1)
     size_classes: list[SizeClass] = Field(min_length=1)
     figures: list[Figure]
+    training: TrainingCosts | None = None
 
     def size_class(self, billions: float) -> SizeClass | None:
         """The class whose range holds a model of this many billion parameters, if any."""

@@ -13,8 +13,9 @@ docs/variables.md, walk-through/loops.md, exit-handlers.md):
   ("inputs.parameters.X was not supplied").
 - Simple tags `{{name}}` (white-space around the name allowed) are substituted as plain text: in a step's
   `arguments`, `when` and `withParam` with the calling template's inputs, earlier steps' outputs, the
-  loop item and the globals; in a container template with its inputs and the globals. Expression tags
-  (`{{=...}}`) are refused. Names: `workflow.parameters.X`, `workflow.name`, `workflow.namespace`,
+  loop item and the globals; in a container or resource template with its inputs and the globals.
+  Expression tags (`{{=...}}`) are evaluated by argo_expr.py (the subset of expr-lang it implements; its
+  result written as Go's `%v`); one that fails to evaluate errors the node. Names: `workflow.parameters.X`, `workflow.name`, `workflow.namespace`,
   `workflow.uid`, `workflow.outputs.parameters.X` (set by `globalName`), `workflow.status` and
   `workflow.failures` (exit handler only), `inputs.parameters.X`, `item`, `item.KEY`,
   `steps.NAME.outputs.parameters.X`, `steps.NAME.status`, `steps.NAME.exitCode`, `pod.name`.
@@ -41,6 +42,22 @@ docs/variables.md, walk-through/loops.md, exit-handlers.md):
 - `retryStrategy` is recorded, never acted on: a failed pod is not retried here (say so when a test would
   need it). `activeDeadlineSeconds` of a container template is enforced as the subprocess's timeout (the
   pod is killed and the node fails).
+- A `resource` template (`action: create` of a KubeRay RayJob, `ray.io/v1`, the only kind implemented) is
+  run as the cluster would run it, on this machine: the manifest, substituted, must parse as YAML (and
+  validate against KubeRay's schema, when ../shared/data has it); the RayJob is recorded in
+  `WorkflowRun.resources` with a name from its `generateName`; its **entrypoint runs as a pod of the head**
+  (the head group's first container: its image recorded, its `env`/`envFrom` built as for any pod, plus
+  `RAY_ADDRESS`, which a Ray job's driver gets: no Ray runs here). The entrypoint's words are split as the
+  submitter's bash splits them (KubeRay writes it into `ray job submit ... -- ENTRYPOINT`), joined again as
+  Ray's CLI joins them (`subprocess.list2cmdline`) and split again as the head's shell does. Its
+  `persistentVolumeClaim` volumes are one folder per claim name, shared by every pod and run of the
+  interpreter (a ReadWriteMany volume), its `emptyDir`s per pod. The workers run nothing (their processes
+  would be Ray's). The process's exit sets the RayJob's status as KubeRay 1.7 does for a finished job
+  (`jobDeploymentStatus` Complete and `jobStatus` SUCCEEDED on exit 0; Failed and FAILED otherwise; Failed
+  with `reason: DeadlineExceeded` past `activeDeadlineSeconds`), and the template's `successCondition`
+  (every requirement) and `failureCondition` (any requirement) are evaluated on it as Argo's executor
+  does (label-selector requirements on JSON paths: `==`, `=`, `!=`, `in`, `notin`, existence): failure
+  fails the node, success succeeds it, neither errors it (Argo would wait until the deadline).
 - `onExit` runs after the entrypoint, with `workflow.status` = Succeeded, Failed or Error. The workflow's
   phase is the entrypoint's; a failed exit handler turns a Succeeded workflow into Failed.
 
@@ -67,7 +84,7 @@ Deviations, because this is one machine and not a cluster:
 - Fields that only place, size or restrict a pod (resources, nodeSelector, tolerations, affinity,
   securityContext, labels, volumes for /dev/shm, synchronization, podGC, ttlStrategy, ...) are recorded in
   `WorkflowRun.ignored`, not enforced. Any field not known to be such raises `Unsupported`: a dag, script,
-  resource or suspend template, `withSequence`, `templateRef`, lifecycle hooks, memoize, sidecars, artifacts,
+  suspend template, a resource template of another action or kind, `withSequence`, `templateRef`, lifecycle hooks, memoize, sidecars, artifacts,
   ... so that nothing is silently skipped.
 """
 
@@ -76,6 +93,7 @@ from __future__ import annotations
 import json
 import re
 import secrets as _random
+import shlex
 import shutil
 import subprocess
 import time
@@ -83,6 +101,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import argo_expr
 import yaml
 
 SUCCEEDED, FAILED, ERROR, SKIPPED = "Succeeded", "Failed", "Error", "Skipped"
@@ -155,6 +174,9 @@ class WorkflowRun:
     """Global outputs (`globalName`)."""
     ignored: list[str] = field(default_factory=list)
     """Fields recorded and not enforced (placement, limits, GC, ...), as `template.path`."""
+    resources: list[dict] = field(default_factory=list)
+    """Objects the resource templates created, as created (name from generateName), with the `status` the
+    interpreter gave them."""
     exit_status_seen: str | None = None
     """The `workflow.status` the exit handler ran with."""
 
@@ -180,7 +202,9 @@ _WF_SPEC_RECORDED = {
     "podSpecPatch", "shutdown", "volumeClaimTemplates", "hostAliases", "artifactGC", "workflowTemplateRef",
 }  # fmt: skip
 # spec-level retryStrategy/templateDefaults/podSpecPatch/volumeClaimTemplates change behaviour: see _check_spec
-_TEMPLATE_HANDLED = {"name", "inputs", "outputs", "container", "steps", "activeDeadlineSeconds", "volumes"}
+_TEMPLATE_HANDLED = {
+    "name", "inputs", "outputs", "container", "steps", "resource", "activeDeadlineSeconds", "volumes",
+}  # fmt: skip
 _TEMPLATE_RECORDED = {
     "metadata", "retryStrategy", "nodeSelector", "tolerations", "affinity", "securityContext",
     "synchronization", "serviceAccountName", "automountServiceAccountToken", "priorityClassName",
@@ -299,7 +323,12 @@ def substitute(text: str, scope: dict[str, str], *, allow: tuple[str, ...] = ())
     def one(match: re.Match) -> str:
         inner = match.group(1)
         if inner.startswith("="):
-            raise Unsupported(f"expression tag {match.group(0)!r} is not implemented")
+            try:
+                return argo_expr.go_text(argo_expr.evaluate(inner[1:], scope))
+            except argo_expr.Unsupported as err:
+                raise Unsupported(f"expression tag {match.group(0)!r}: {err}") from err
+            except argo_expr.ExprError as err:
+                raise _Unresolved(inner, str(err)) from err
         name = inner.strip()
         if name in scope:
             return scope[name]
@@ -606,10 +635,10 @@ class ArgoRunner:
         tmpl = self._template(name)
         ignored = self._run.ignored
         _check_keys(f"templates.{name}", tmpl, _TEMPLATE_HANDLED, _TEMPLATE_RECORDED, ignored)
-        kinds = [k for k in ("container", "steps") if k in tmpl]
+        kinds = [k for k in ("container", "steps", "resource") if k in tmpl]
         if len(kinds) != 1:
             raise Unsupported(
-                f"templates.{name}: exactly one of container or steps is implemented, got {kinds}"
+                f"templates.{name}: exactly one of container, steps or resource is implemented, got {kinds}"
             )
         try:
             inputs = self._inputs(tmpl, args)
@@ -621,6 +650,8 @@ class ArgoRunner:
                     f"templates.{name}.outputs: outputs of a steps template are not implemented"
                 )
             return self._steps(tmpl, inputs, node_name)
+        if "resource" in tmpl:
+            return self._resource(tmpl, inputs, node_name)
         return self._container(tmpl, inputs, node_name)
 
     def _node(self, node: Node) -> Node:
@@ -967,6 +998,193 @@ class ArgoRunner:
         if self.stream:
             print(f"[argo_runner] {name} {phase} {seconds:.1f}s {' '.join(container_argv[1:])}", flush=True)
         return self._node(Node(node_name, name, phase, message, outputs, exit_code))
+
+    # ------------------------------------------------------------------ resources
+    def _resource(self, tmpl: dict, inputs: dict[str, str], node_name: str) -> Node:
+        name = tmpl["name"]
+        scope = {**self.globals, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
+        try:
+            resolved = _subst_tree(tmpl, scope, allow=("lastRetry", "retries"))
+        except _Unresolved as err:
+            return self._node(Node(node_name, name, ERROR, str(err)))
+        resource = resolved["resource"]
+        _check_keys(
+            f"templates.{name}.resource",
+            resource,
+            {"action", "manifest", "successCondition", "failureCondition", "setOwnerReference"},
+            set(),
+            self._run.ignored,
+        )
+        if resource.get("action") != "create":
+            raise Unsupported(f"templates.{name}.resource.action {resource.get('action')!r}: only create")
+        if resolved.get("outputs"):
+            raise Unsupported(f"templates.{name}.outputs: outputs of a resource template are not implemented")
+        try:
+            obj = yaml.safe_load(resource.get("manifest") or "")
+        except yaml.YAMLError as err:
+            message = f"resource manifest is not valid YAML after substitution: {_line(str(err))}"
+            return self._node(Node(node_name, name, ERROR, message))
+        if not isinstance(obj, dict) or (obj.get("apiVersion"), obj.get("kind")) != ("ray.io/v1", "RayJob"):
+            kind = (obj or {}).get("kind") if isinstance(obj, dict) else obj
+            raise Unsupported(f"templates.{name}: a resource of kind {kind!r}; only ray.io/v1 RayJob")
+        problems = _rayjob_problems(obj)
+        if problems:
+            return self._node(Node(node_name, name, ERROR, f"RayJob refused: {problems[0]}"))
+        meta = obj.setdefault("metadata", {})
+        meta.setdefault("name", f"{meta.get('generateName', '')}{_random.token_hex(3)[:5]}")
+        meta["namespace"] = self.namespace
+        self._run.resources.append(obj)
+        spec = obj.get("spec") or {}
+        for key in ("clusterSelector", "suspend"):
+            if spec.get(key):
+                raise Unsupported(f"templates.{name}: RayJob spec.{key}")
+        head = spec["rayClusterSpec"]["headGroupSpec"]["template"]
+        status = self._run_head(name, node_name, obj, head, resolved)
+        obj["status"] = status
+        failure = _requirements(resource.get("failureCondition", ""))
+        success = _requirements(resource.get("successCondition", ""))
+        for requirement in failure:  # Argo's executor: any failure requirement that holds fails the step
+            if _requirement_holds(requirement, obj):
+                message = f"failure condition '{requirement[3]}' evaluated true"
+                return self._node(Node(node_name, name, FAILED, message))
+        if all(_requirement_holds(requirement, obj) for requirement in success):
+            return self._node(Node(node_name, name, SUCCEEDED))
+        message = "neither the success nor the failure condition matched: Argo would wait until the deadline"
+        return self._node(Node(node_name, name, ERROR, message))
+
+    def _run_head(self, name: str, node_name: str, obj: dict, head: dict, resolved: dict) -> dict:
+        """Run the RayJob's entrypoint as the head's process; the status KubeRay would give the RayJob."""
+        self._pod_count += 1
+        pod_name = f"{obj['metadata']['name']}-head"
+        pod_spec = head.get("spec") or {}
+        container = (pod_spec.get("containers") or [{}])[0]
+        pod_dir = self.workdir / f"pod-{self._pod_count:03d}-{name}"
+        root, home, work = pod_dir / "root", pod_dir / "home", pod_dir / "work"
+        folders: dict[str, Path] = {}
+        volumes = {v.get("name"): v for v in pod_spec.get("volumes") or []}
+        for mount in container.get("volumeMounts") or []:
+            volume = volumes.get(mount.get("name")) or {}
+            if mount.get("mountPath") == "/dev/shm":
+                continue
+            if "persistentVolumeClaim" in volume:
+                claim = volume["persistentVolumeClaim"].get("claimName") or ""
+                if not re.fullmatch(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?", claim):
+                    raise Invalid(f"templates.{name}: RayJob claimName {claim!r} is no object name")
+                folders[mount["mountPath"].rstrip("/")] = self.workdir / "claims" / claim
+            elif set(volume) - {"name"} == {"emptyDir"}:
+                folders[mount["mountPath"].rstrip("/")] = root / mount["mountPath"].lstrip("/")
+            else:
+                raise Unsupported(f"templates.{name}: RayJob volume {volume!r}: only emptyDir and PVC")
+        for folder in (home, work, *folders.values()):
+            folder.mkdir(parents=True, exist_ok=True)
+        try:
+            env = self._env(container, name, pod_name, home)
+        except _PodStartError as err:
+            return {"jobDeploymentStatus": "Failed", "reason": "SubmissionFailed", "message": str(err)}
+        env["RAY_ADDRESS"] = f"{obj['metadata']['name']}-head-svc.{self.namespace}.svc:6379"
+
+        def mapped(text: str) -> str:
+            for prefix in sorted(folders, key=len, reverse=True):
+                if text == prefix or text.startswith(prefix + "/"):
+                    return str(folders[prefix]) + text[len(prefix) :]
+            return text
+
+        submitted = shlex.split(obj["spec"]["entrypoint"])  # the submitter's bash
+        container_argv = shlex.split(subprocess.list2cmdline(submitted))  # Ray joins them; the head's shell
+        exe = container_argv[0]
+        if exe not in self.commands:
+            raise Unsupported(
+                f"templates.{name}: entrypoint {exe!r} is not mapped to an executable (commands=)"
+            )
+        env = {k: mapped(v) for k, v in env.items()}
+        env["PATH"] = f"{Path(self.commands[exe]).parent}:{env['PATH']}"
+        argv = [self.commands[exe], *(mapped(a) for a in container_argv[1:])]
+        deadlines = [obj["spec"].get("activeDeadlineSeconds"), resolved.get("activeDeadlineSeconds")]
+        timeout = min((float(d) for d in deadlines if d not in (None, "")), default=None)
+        started = time.monotonic()
+        try:
+            proc = subprocess.run(argv, cwd=work, env=env, capture_output=True, text=True, timeout=timeout)
+            exit_code, stdout, stderr = proc.returncode, proc.stdout, proc.stderr
+            status = {
+                "jobDeploymentStatus": "Complete" if exit_code == 0 else "Failed",
+                "jobStatus": "SUCCEEDED" if exit_code == 0 else "FAILED",
+                **({} if exit_code == 0 else {"reason": "AppFailed"}),
+                "message": "Job finished successfully." if exit_code == 0 else f"exit code {exit_code}",
+            }
+            phase = SUCCEEDED if exit_code == 0 else FAILED
+        except subprocess.TimeoutExpired as err:
+            exit_code, stdout, stderr = None, _text(err.stdout), _text(err.stderr)
+            status = {"jobDeploymentStatus": "Failed", "jobStatus": "RUNNING", "reason": "DeadlineExceeded"}
+            phase = FAILED
+        seconds = time.monotonic() - started
+        pod = PodRun(
+            node=node_name, template=name, pod_name=pod_name, image=container.get("image"), argv=argv,
+            container_argv=container_argv, env=env, exit_code=exit_code, phase=phase,
+            message=status.get("message", status.get("reason", "")), stdout=stdout[-TAIL:], stderr=stderr[-TAIL:],
+            seconds=seconds, retry_strategy=resolved.get("retryStrategy"),
+            labels=dict((head.get("metadata") or {}).get("labels") or {}), pod_dir=pod_dir,
+        )  # fmt: skip
+        self._run.pods.append(pod)
+        if self.stream:
+            print(
+                f"[argo_runner] {name} (RayJob head) {phase} {seconds:.1f}s {' '.join(container_argv)}",
+                flush=True,
+            )
+        return status
+
+
+_COMPARE = re.compile(r"([\w.-]+)\s*(==|!=|=)\s*(\S*)")
+_SET = re.compile(r"([\w.-]+)\s+(in|notin)\s+\((.*)\)")
+_KEY = re.compile(r"(!?)\s*([\w.-]+)")
+
+
+def _requirements(condition: str) -> list[tuple[str, str, list[str], str]]:
+    """Argo's success/failure condition: label-selector requirements over JSON paths, comma-separated
+    (commas inside `in (...)` belong to the value list): (path, operator, values, its text)."""
+    parts, depth, start = [], 0, 0
+    for index, char in enumerate(condition + ","):
+        depth += {"(": 1, ")": -1}.get(char, 0)
+        if char == "," and depth == 0:
+            if condition[start:index].strip():
+                parts.append(condition[start:index].strip())
+            start = index + 1
+    found = []
+    for text in parts:
+        if match := _SET.fullmatch(text):
+            found.append((match[1], match[2], [v.strip() for v in match[3].split(",") if v.strip()], text))
+        elif match := _COMPARE.fullmatch(text):
+            found.append((match[1], match[2], [match[3]], text))
+        elif match := _KEY.fullmatch(text):
+            found.append((match[2], "!" if match[1] else "exists", [], text))
+        else:
+            raise Unsupported(f"condition {text!r}: not a label-selector requirement")
+    return found
+
+
+def _requirement_holds(requirement: tuple[str, str, list[str], str], obj: dict) -> bool:
+    """labels.Requirement.Matches over the object's JSON (gjson path lookup; a number or bool as its text)."""
+    path, op, values, _ = requirement
+    here: Any = obj
+    for part in path.split("."):
+        here = here.get(part) if isinstance(here, dict) else None
+    present = here is not None
+    text = here if isinstance(here, str) else _compact(here) if present else ""
+    if op in ("==", "=", "in"):
+        return present and text in values
+    if op in ("!=", "notin"):
+        return not present or text not in values
+    return present if op == "exists" else not present
+
+
+def _rayjob_problems(obj: dict) -> list[str]:
+    """KubeRay's schema's complaints about a RayJob (none when ../shared/data is absent)."""
+    from chart.k8s_checks import rayjob_errors, schemas_available
+
+    return [] if schemas_available() else rayjob_errors(obj)
+
+
+def _line(text: str) -> str:
+    return " ".join(text.split())[:300]
 
 
 _PATCH_CONTAINER_SAFE = {"name", "resources", "securityContext", "imagePullPolicy"}

@@ -305,7 +305,7 @@ def test_unresolved_variable_errors_the_node(tmp_path: Path) -> None:
         (lambda d: d["spec"]["templates"][1].update(outputs={"artifacts": []}), "artifacts"),
         (lambda d: d["spec"].update(hooks={}), "hooks"),
         (
-            lambda d: d["spec"]["templates"][1]["container"].update(args=["{{=inputs.parameters.x}}"]),
+            lambda d: d["spec"]["templates"][1]["container"].update(args=["{{=sprig.upper('x')}}"]),
             "expression tag",
         ),
         (lambda d: d["spec"]["templates"][1]["container"].update(command=["sh", "-c", "true"]), "not mapped"),
@@ -351,3 +351,58 @@ def test_a_non_root_pod_that_writes_under_home_is_noted(tmp_path: Path) -> None:
     run = runner(doc, tmp_path).submit()
     assert run.status == SUCCEEDED
     assert "cannot write in a pod" in run.pods[0].notes[0] and run.pods[1].notes == []
+
+
+RAYJOB = """apiVersion: ray.io/v1
+kind: RayJob
+metadata:
+  generateName: t-
+spec:
+  entrypoint: {{=toJson("python -c 'import os, sys; print(os.environ[\\"WHO\\"]); sys.exit(" + inputs.parameters.code + ")'")}}
+  rayClusterSpec:
+    headGroupSpec:
+      template:
+        spec:
+          containers:
+          - name: ray-head
+            image: python:3
+            env: [{name: WHO, value: {{=toJson(workflow.parameters.who)}}}]
+"""
+
+
+def resource(success: str = "status.jobStatus == SUCCEEDED", kind: str = "RayJob") -> dict:
+    return {
+        "name": "job",
+        "inputs": {"parameters": [{"name": "code"}]},
+        "resource": {
+            "action": "create",
+            "manifest": RAYJOB.replace("kind: RayJob", f"kind: {kind}"),
+            "successCondition": success,
+            "failureCondition": "status.jobDeploymentStatus == Failed",
+        },
+    }
+
+
+def calls(*codes: str) -> dict:
+    steps = [[{"name": f"s{i}", "template": "job", "arguments": {"parameters": [{"name": "code", "value": c}]}}]
+             for i, c in enumerate(codes)]  # fmt: skip
+    return {"name": "main", "steps": steps}
+
+
+def test_a_rayjob_runs_its_entrypoint_as_its_head_and_its_conditions_decide(tmp_path: Path) -> None:
+    doc = workflow([calls("0", "3"), resource()], [{"name": "who", "value": "ann"}])
+    run = runner(doc, tmp_path).submit()
+    assert run.status == FAILED
+    assert [(pod.phase, pod.exit_code, pod.stdout.strip()) for pod in run.pods] == [
+        (SUCCEEDED, 0, "ann"), (FAILED, 3, "ann")
+    ]  # fmt: skip
+    assert [obj["status"]["jobDeploymentStatus"] for obj in run.resources] == ["Complete", "Failed"]
+    assert run.nodes[1].message == "failure condition 'status.jobDeploymentStatus == Failed' evaluated true"
+    params = [{"name": "who", "value": "bo"}]
+    waits = runner(
+        workflow([calls("0"), resource("status.jobStatus == NEVER")], params), tmp_path / "b"
+    ).submit()
+    (node,) = [node for node in waits.nodes if node.template == "job"]
+    assert node.phase == ERROR and "Argo would wait until the deadline" in node.message
+    with pytest.raises(Unsupported, match=r"only ray\.io/v1 RayJob"):
+        runner(workflow([calls("0"), resource(kind="ConfigMap")], params), tmp_path / "c").submit()

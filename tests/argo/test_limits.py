@@ -76,7 +76,7 @@ def test_sizes_of_a_small_study_count_each_pod_and_every_retry(tmp_path: Path) -
     # nodes: per pod its attempts and the retry node; a steps node per group; step groups; skipped branches
     study_groups, model_groups = 5, 2
     skipped = groups  # the CPU groups skip generate-gpu
-    empty = 2  # train is [] here: Argo records train-gpu and train-cpu as skipped, "empty params"
+    empty = 3  # train is [] here: Argo records train-gpu, train-cpu and train-ray as skipped, "empty params"
     expected = (
         sizes.pods * (attempts + 1) + (1 + groups) + study_groups + groups * model_groups + skipped + empty
     )
@@ -95,8 +95,8 @@ def test_a_bigger_score_chunk_shrinks_the_status(paper_plan: Plan) -> None:
 def test_template_counts_are_those_of_the_generated_template() -> None:
     spec = render.to_dict(templates.workflow_template())["spec"]
     count, steps, parameters = limits.template_counts(spec)
-    assert count == len(spec["templates"]) == 11
-    assert steps == 6  # study: prepare, pretrain, train-gpu, train-cpu, models, aggregate
+    assert count == len(spec["templates"]) == 14
+    assert steps == 7  # study: prepare, pretrain, train-gpu, train-cpu, train-ray, models, aggregate
     assert parameters == len(spec["arguments"]["parameters"])
 
 
@@ -139,3 +139,28 @@ def test_an_oversized_study_is_refused(tmp_path: Path, monkeypatch: pytest.Monke
     message = limits.check(plan)
     assert message is not None and message.startswith("the Workflow object would reach about"), message
     assert f"{real.status_bytes:,} bytes" in message and "raise --score-chunk or split the study" in message
+
+
+def test_a_multi_node_run_walks_its_check_pod_and_its_rayjob(tmp_path: Path) -> None:
+    """A train item over several nodes: the train-ray steps node, its check pod and its RayJob's pod."""
+    data = tmp_path / "train.jsonl"
+    data.write_text(
+        "".join(f'{{"id": "q{i}", "prompt": "{i} + 1?", "reference": "{i + 1}"}}\n' for i in range(16))
+    )
+    study = {
+        "study": "trained", "kind": "interventional", "trainer": "openrlhf",
+        "openrlhf": {"nodes": 2, "gpus_per_node": 8},
+        "models": {"base": {"tiny": {"corpus": {"smoke_arith": 8}, "steps": 1, "seed": 0}}}, "base": "base",
+        "training": {"learning_rate": 0.001, "steps": 1, "max_new_tokens": 4, "rollouts_per_prompt": 2,
+                     "prompts_per_step": 8},  # a sample for each of the 16 GPUs
+        "train": [{"name": "a", "domain": "math", "seed": 0, "data": {"path": str(data), "scorer": "math"}}],
+        "benchmarks": ["smoke_arith"], "limit": 1, "sampling": {"max_tokens": 4, "n": 1},
+    }  # fmt: skip
+    store = f"file://{tmp_path / 'store'}"
+    plan = make_plan(parse_study(yaml.safe_dump(study), "s.yaml"), store, None)
+    assert plan_parts(plan)["train"] == [{"part": "train/0", "gpus": 8, "nodes": 2}]
+    sizes = limits.study_sizes(plan)
+    groups = plan_parts(plan)["models"]
+    chunks = sum(len(item["score"]) for item in groups)
+    assert sizes.pods == 1 + 1 + 2 + len(groups) + chunks + 1 + 1  # train-ray-check and train-ray-job
+    assert limits.check(plan) is None

@@ -178,7 +178,11 @@ def parse(argv: list[str]) -> Any:
     return command.make_context(name, args, parent=context.parent)
 
 
-@pytest.mark.parametrize("name", sorted(leaf_templates()))
+CHECK = "train-ray-check"
+"""The one container that runs no `rpt-transfer`: a shell test of one parameter (test_train_ray.py)."""
+
+
+@pytest.mark.parametrize("name", sorted(set(leaf_templates()) - {CHECK}))
 def test_each_pod_command_parses_with_the_projects_cli(name: str) -> None:
     container = leaf_templates()[name]["container"]
     assert container["command"] == ["rpt-transfer"]
@@ -205,7 +209,23 @@ def test_the_contracts_steps_in_order() -> None:
     by_name = {t["name"]: t for t in spec["templates"]}
     assert spec["entrypoint"] == "study" and spec["onExit"] == "exit-handler"
     stages = [[step["name"] for step in group] for group in by_name["study"]["steps"]]
-    assert stages == [["prepare"], ["pretrain"], ["train-gpu", "train-cpu"], ["models"], ["aggregate"]]
+    assert stages == [
+        ["prepare"],
+        ["pretrain"],
+        ["train-gpu", "train-cpu", "train-ray"],
+        ["models"],
+        ["aggregate"],
+    ]
+    train = {step["name"]: step for step in by_name["study"]["steps"][2]}
+    assert {name: step["when"] for name, step in train.items()} == {
+        "train-gpu": "{{item.nodes}} == 1 && {{item.gpus}} > 0",
+        "train-cpu": "{{item.nodes}} == 1 && {{item.gpus}} == 0",
+        "train-ray": "{{item.nodes}} > 1",
+    }  # exactly one holds for any item of 1 or more nodes
+    assert [[step["template"] for step in group] for group in by_name["train-ray"]["steps"]] == [
+        ["train-ray-check"],
+        ["train-ray-job"],
+    ]
     outputs = by_name["prepare"]["outputs"]["parameters"]
     assert {p["name"]: p["valueFrom"]["path"] for p in outputs} == {
         "plan": "/tmp/outputs/plan",
@@ -214,8 +234,12 @@ def test_the_contracts_steps_in_order() -> None:
         "models": "/tmp/outputs/models.json",
         "gpu-resource": "/tmp/outputs/gpu-resource",  # checked by prepare, then given to the GPU pods
     }
-    gpu_pods = [by_name["study"]["steps"][2][0], by_name["study"]["steps"][3][0]]
-    for step in gpu_pods:  # train-gpu and models (which hands it to generate-gpu): never the raw parameter
+    gpu_pods = [
+        by_name["study"]["steps"][2][0],
+        by_name["study"]["steps"][2][2],
+        by_name["study"]["steps"][3][0],
+    ]
+    for step in gpu_pods:  # train-gpu, train-ray and models (to generate-gpu): never the raw parameter
         given = {p["name"]: p["value"] for p in step["arguments"]["parameters"]}
         assert given["gpu-resource"] == "{{steps.prepare.outputs.parameters.gpu-resource}}"
     assert "--gpu-resource" in by_name["prepare"]["container"]["args"]
@@ -253,6 +277,12 @@ def test_every_pod_has_its_role_credentials_addresses_deadline_and_retries() -> 
     for name, template in leaf_templates().items():
         container = template["container"]
         assert template["metadata"]["labels"][pods.ROLE_LABEL], name
+        if name == CHECK:  # reads one parameter: no credentials, no store (test_train_ray.py)
+            assert (
+                "envFrom" not in container
+                and template["retryStrategy"]["expression"] == pods.RETRY_EXPRESSION
+            )
+            continue
         assert container["envFrom"] == [
             {"configMapRef": {"name": "rpt-transfer-settings", "optional": True}},
             {"secretRef": {"name": "{{workflow.parameters.credentials-secret}}", "optional": True}},
@@ -306,8 +336,19 @@ def test_gpu_pods_get_gpus_gpu_nodes_shm_and_the_semaphore(schema: dict[str, Any
         DEFAULTS["gpu-node-label"] == "nvidia.com/gpu.present" and DEFAULTS["gpu-node-label-value"] == "true"
     )
     assert DEFAULTS["gpu-toleration-key"] == "nvidia.com/gpu"
-    assert template["volumes"] == [{"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}]
-    assert template["container"]["volumeMounts"] == [{"name": "dshm", "mountPath": "/dev/shm"}]
+    shm = {"name": "dshm", "emptyDir": {"medium": "Memory", "sizeLimit": "16Gi"}}
+    mounts = [{"name": "dshm", "mountPath": "/dev/shm"}]
+    env = {e["name"]: e["value"] for e in template["container"]["env"]}
+    if name == "train-gpu":  # OpenRLHF's working folder on the node's disk, RPT_TRAIN_WORKDIR
+        assert template["volumes"] == [shm, {"name": "train-work", "emptyDir": {}}]
+        assert template["container"]["volumeMounts"] == [
+            *mounts,
+            {"name": "train-work", "mountPath": "/train-work"},
+        ]
+        assert env["RPT_TRAIN_WORKDIR"] == "/train-work"
+    else:
+        assert template["volumes"] == [shm] and template["container"]["volumeMounts"] == mounts
+        assert "RPT_TRAIN_WORKDIR" not in env
     image = "evaluator" if name == "generate-gpu" else "trainer"
     assert template["container"]["image"] == f"{{{{workflow.parameters.{image}-image}}}}"
     ref = {"name": "rpt-transfer-limits", "key": "{{workflow.parameters.gpu-semaphore-key}}"}
@@ -324,6 +365,7 @@ def quantity(text: str) -> float:
 EXPECTED_SIZES = {
     "prepare": "small", "aggregate": "small", "exit-handler": "small", "score": "score",
     "pretrain": "cpu", "train-cpu": "cpu", "generate-cpu": "cpu", "train-gpu": "gpu", "generate-gpu": "gpu",
+    "train-ray-check": "small",
 }  # fmt: skip
 
 
@@ -351,7 +393,7 @@ def test_cpu_pods_hold_the_cpu_semaphore(name: str) -> None:
 
 
 def test_small_pods_hold_no_semaphore() -> None:
-    for name in ("prepare", "aggregate", "exit-handler"):
+    for name in ("prepare", "aggregate", "exit-handler", CHECK):
         assert "synchronization" not in leaf_templates()[name], name
 
 

@@ -36,6 +36,8 @@ PROFILES: dict[str, tuple[str | None, dict[str, Any]]] = {
                 {"kind": "Group", "name": "ml-researchers", "apiGroup": "rbac.authorization.k8s.io"}
             ],
             "mlflow": {"allowedHosts": ["mlflow.example.org"]},
+            "training": {"multiNode": True, "sharedClaim": "rpt-transfer-train", "shmSize": "32Gi"},
+            "podSizes": {"gpu": {"cpu": "30", "memory": "240Gi"}},
         },
     ),
 }

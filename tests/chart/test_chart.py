@@ -9,10 +9,12 @@ but the score pods' documented sandbox needs; bad values fail with a line naming
 from __future__ import annotations
 
 import copy
+import json
 from typing import Any
 
 import helm_python as helm
 import pytest
+import typer
 import yaml
 from chart_render import (
     CHART,
@@ -25,8 +27,17 @@ from chart_render import (
     profile_values,
     render,
 )
-from k8s_checks import K8S_VERSIONS, object_errors, pod_specs, restricted_violations, schemas_available
+from k8s_checks import (
+    K8S_VERSIONS,
+    object_errors,
+    pod_specs,
+    rayjob_errors,
+    restricted_violations,
+    schemas_available,
+)
 
+from argo.argo_expr import substitute_json
+from rpt_transfer import cli
 from rpt_transfer.argo import pods, templates
 from rpt_transfer.argo import render as argo_render
 from rpt_transfer.argo.params import PARAMS
@@ -96,11 +107,29 @@ def expected_template(values: dict[str, Any]) -> dict[str, Any]:
         "gpu-node-label-value": values["gpu"]["nodeLabelValue"],
         "gpu-toleration-key": values["gpu"]["tolerationKey"],
         "sandbox-min": "userns",
+        "train-shared-claim": values["training"]["sharedClaim"],
     }
     for parameter in committed["spec"]["arguments"]["parameters"]:
         if parameter["name"] in settings:
             parameter["value"] = settings[parameter["name"]]
     committed["spec"]["archiveLogs"] = True
+    gpu, shm = values["podSizes"]["gpu"], str(values["training"]["shmSize"])
+    for template in committed["spec"]["templates"]:
+        size = template.get("metadata", {}).get("labels", {}).get(pods.SIZE_LABEL)
+        if "container" in template and size:
+            kind = values["podSizes"][size]
+            template["container"]["resources"] = {
+                "requests": {"cpu": str(kind["cpu"]), "memory": kind["memory"]},
+                "limits": {"memory": kind["memory"]},
+            }
+        if template["name"] == "train-gpu":  # training.shmSize
+            template["volumes"][0]["emptyDir"]["sizeLimit"] = shm
+        if template["name"] == "train-ray-job":  # the Ray pods' sizes: its fixed inputs
+            sizes = {"cpu": str(gpu["cpu"]), "memory": gpu["memory"], "shm-size": shm}
+            for parameter in template["inputs"]["parameters"]:
+                parameter["value"] = sizes.get(parameter["name"], parameter.get("value"))
+                if parameter["value"] is None:
+                    del parameter["value"]
     return committed
 
 
@@ -156,15 +185,17 @@ def test_every_pod_meets_the_restricted_standard_but_the_score_pods_sandbox(prof
     found = pods_of(profile)
     names = {where for where, _, _ in found}
     assert any("template score" in where for where in names) and any("mlflow" in where for where in names)
+    sandboxed = {"template score": "container main", "Deployment rpt-transfer-reward": "container reward"}
     for where, pod, containers in found:
         problems = restricted_violations(where, pod, containers)
-        if "template score" in where:
-            # exactly the sandbox's needs, each once, on the score container only
+        if any(name in where for name in sandboxed):
+            # exactly the sandbox's needs, each once, on the scoring container only
             needs = sorted(need for need in SCORE_SANDBOX_NEEDS for p in problems if need in p)
             assert len(problems) == len(SCORE_SANDBOX_NEEDS) and needs == sorted(SCORE_SANDBOX_NEEDS), (
                 problems
             )
-            assert all("container main" in p for p in problems)
+            container = next(c for name, c in sandboxed.items() if name in where)
+            assert all(container in p for p in problems)
         else:
             assert problems == [], problems
 
@@ -213,7 +244,11 @@ def test_each_service_account_gets_only_what_its_role_does() -> None:
         for r in rule["resources"]
     }
     assert workflow[("argoproj.io", "workflowtaskresults")] == {"create", "patch"}  # Argo's executor
-    assert "create" in workflow[("ray.io", "rayjobs")]  # multi-node training
+    assert "create" in workflow[("ray.io", "rayjobs")]  # multi-node training (training.multiNode)
+    single = {
+        r for rule in rules_of(profile_objects("default"), "rpt-transfer-workflow") for r in rule["resources"]
+    }
+    assert "rayjobs" not in single  # without it, no rights on RayJobs
     assert ("argoproj.io", "workflows") not in workflow  # study pods never start Workflows
     discovery = {
         (g, r): set(rule["verbs"])
@@ -304,6 +339,14 @@ BAD_VALUES = [
     ("a GPU profile without a GPU resource", {"gpu": {"resource": ""}}, "/gpu/resource"),
     ("a GPU resource that is no resource name", {"gpu": {"resource": "nvidia.com/gpu: 1"}}, "/gpu/resource"),
     ("an unknown sandbox minimum", {"sandbox": {"min": "off"}}, "/sandbox/min"),
+    ("a claim that is no object name", {"training": {"sharedClaim": "My Claim"}}, "/training/sharedClaim"),
+    ("a /dev/shm size that is no quantity", {"training": {"shmSize": "lots"}}, "/training/shmSize"),
+    ("no scoring process", {"reward": {"workers": 0}}, "/reward/workers"),
+    (
+        "a reward service resource key the chart does not know",
+        {"reward": {"resources": {"limits": {"memory": "1Gi", "gpu": 1}}}},
+        "/reward/resources/limits",
+    ),
     (
         "a malformed digest",
         {"images": {"runner": {"repository": "r", "tag": "1", "digest": "latest"}}},
@@ -323,6 +366,11 @@ def test_bad_values_fail_naming_the_value(what: str, bad: dict[str, Any], named:
 
 
 REFUSED_AT_RENDER = [
+    (
+        "multi-node training without a shared volume",
+        {"training": {"multiNode": True}},
+        "training.sharedClaim",
+    ),
     ("no API server range", {"networkPolicy": {"apiServer": {"cidrs": []}}}, "networkPolicy.apiServer.cidrs"),
     (
         "an external store without its ranges",
@@ -369,3 +417,132 @@ def test_pod_sizes_set_the_requests_of_the_pods_of_that_size() -> None:
     )
     score = next(t for t in template["spec"]["templates"] if t["name"] == "score")
     assert score["container"]["resources"]["requests"] == {"cpu": "2", "memory": "8Gi"}
+
+
+# ---- the reward service and the train pods that reach it ----
+
+REWARD = "rpt-transfer-reward"
+
+
+def parse_cli(argv: list[str]) -> dict[str, Any]:
+    """`rpt-transfer ARGV` parsed by the project's own CLI, not run: its parameters (a wrong option fails)."""
+    command = typer.main.get_command(cli.app)
+    context = command.context_class(command, info_name="rpt-transfer")
+    name, args = "rpt-transfer", list(argv)
+    while hasattr(command, "resolve_command"):
+        name, found, args = command.resolve_command(context, args)
+        command, context = found, found.context_class(found, info_name=name, parent=context)
+    return command.make_context(name, args, parent=context.parent).params
+
+
+def test_the_reward_service_scores_in_the_sandbox_with_no_credentials_at_all() -> None:
+    found = profile_objects("default")
+    values = merged(yaml.safe_load((CHART / "values.yaml").read_text()), profile_values("default"))
+    deployment = one(found, "Deployment", REWARD)
+    pod = deployment["spec"]["template"]["spec"]
+    (container,) = pod["containers"]
+    # no Secret, no token: nothing in the pod could give model-written code a credential
+    assert pod["automountServiceAccountToken"] is False and pod["serviceAccountName"] == REWARD
+    assert one(found, "ServiceAccount", REWARD)["automountServiceAccountToken"] is False
+    assert "envFrom" not in container and all(set(e) == {"name", "value"} for e in container["env"])
+    assert "volumes" not in pod and "volumeMounts" not in container
+    # the score pods' sandbox settings, exactly (pods.py), and its minimum from sandbox.min
+    assert container["securityContext"] == argo_render.to_dict(pods.sandbox_security())
+    assert {"hostUsers": pod["hostUsers"]} == json.loads(pods.SANDBOX_POD_PATCH)
+    assert pod["securityContext"] == argo_render.to_dict(pods.RESTRICTED_POD)
+    assert container["env"] == [{"name": "RPT_SANDBOX_MIN", "value": "userns"}]
+    assert container["image"] == "rpt-transfer/runner:0.1.0" and container["command"] == ["rpt-transfer"]
+    params = parse_cli(container["args"])
+    assert (params["host"], params["port"], params["workers"], params["sandbox_min"]) == (
+        "0.0.0.0",
+        8000,
+        4,
+        "userns",
+    )
+    for probe in ("readinessProbe", "livenessProbe"):
+        assert container[probe]["httpGet"] == {"path": "/health", "port": "http"}
+    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert container["resources"] == values["reward"]["resources"] and deployment["spec"]["replicas"] == 1
+    service = one(found, "Service", REWARD)["spec"]
+    assert service["selector"] == deployment["spec"]["selector"]["matchLabels"]
+    assert service["ports"] == [{"name": "http", "port": 8000, "targetPort": "http", "protocol": "TCP"}]
+    gpu = one(profile_objects("gpu"), "Deployment", REWARD)["spec"]
+    assert gpu["replicas"] == 2 and "--workers=16" in gpu["template"]["spec"]["containers"][0]["args"]
+
+
+def installed_rayjob(profile: str) -> dict[str, Any]:
+    """The RayJob the installed template's train-ray-job would create, its parameters at their installed
+    defaults, substituted as Argo substitutes (tests/argo/argo_expr.py)."""
+    template = one(profile_objects(profile), "WorkflowTemplate", templates.TEMPLATE_NAME)
+    params = {
+        p["name"]: p.get("value", "s3://b/spec.yaml") for p in template["spec"]["arguments"]["parameters"]
+    }
+    job = next(t for t in template["spec"]["templates"] if t["name"] == "train-ray-job")
+    given = {p["name"]: p["value"] for p in job["inputs"]["parameters"] if "value" in p}
+    given |= {"plan": "s3://b/store/studies/s/plans/p.json", "part": "train/0", "gpus": "8", "nodes": "2"}
+    given["gpu-resource"] = params["gpu-resource"]
+    globals_ = {f"workflow.parameters.{k}": v for k, v in params.items()} | {"workflow.name": "s-x7k2p"}
+    done = substitute_json(job, globals_, {f"inputs.parameters.{k}": v for k, v in given.items()})
+    return yaml.safe_load(done["resource"]["manifest"])
+
+
+def test_only_train_pods_reach_the_reward_service_and_it_reaches_nothing() -> None:
+    found = profile_objects("default")
+    policy = one(found, "NetworkPolicy", REWARD)["spec"]
+    labels = one(found, "Deployment", REWARD)["spec"]["template"]["metadata"]["labels"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"] and policy["egress"] == []  # nothing out, not DNS
+    admitted = {pods.ROLE_LABEL: "train"}
+    assert policy["ingress"] == [
+        {"from": [{"podSelector": {"matchLabels": admitted}}], "ports": [{"protocol": "TCP", "port": 8000}]}
+    ]
+    # the pods that send rollouts carry the label: train pods, and every Ray pod of a multi-node run
+    template = one(found, "WorkflowTemplate", templates.TEMPLATE_NAME)
+    by_name = {t["name"]: t for t in template["spec"]["templates"]}
+    for name in ("train-gpu", "train-cpu", "train-ray-job"):
+        assert by_name[name]["metadata"]["labels"].items() >= admitted.items(), name
+    rayjob = installed_rayjob("default")
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    for ray_pod in (
+        cluster["headGroupSpec"]["template"],
+        *(g["template"] for g in cluster["workerGroupSpecs"]),
+    ):
+        assert ray_pod["metadata"]["labels"].items() >= admitted.items()
+    # and the others do not: a score pod (model-written code too) cannot reach it
+    assert by_name["score"]["metadata"]["labels"][pods.ROLE_LABEL] == "score"
+
+
+def test_train_pods_find_the_reward_service_in_the_settings() -> None:
+    settings = one(profile_objects("default"), "ConfigMap", pods.SETTINGS_CONFIGMAP)["data"]
+    assert settings["RPT_REWARD_URL"] == f"http://{REWARD}.{NAMESPACE}.svc:8000/get_reward"
+    off = objects(render(merged(profile_values("default"), {"reward": {"enabled": False}})))
+    assert not [o for o in off if o["metadata"]["name"] == REWARD]
+    assert "RPT_REWARD_URL" not in one(off, "ConfigMap", pods.SETTINGS_CONFIGMAP)["data"]
+
+
+def test_a_multi_node_run_gets_the_shared_claim_and_the_sizes_of_the_values() -> None:
+    if reason := schemas_available():
+        pytest.skip(reason)
+    rayjob = installed_rayjob("everything")  # multiNode, sharedClaim, shmSize 32Gi, podSizes.gpu 30/240Gi
+    assert rayjob_errors(rayjob) == []
+    for where, pod, containers in pod_specs(rayjob):
+        assert restricted_violations(where, pod, containers) == [], where
+    cluster = rayjob["spec"]["rayClusterSpec"]
+    for ray_pod in (
+        cluster["headGroupSpec"]["template"],
+        *(g["template"] for g in cluster["workerGroupSpecs"]),
+    ):
+        spec = ray_pod["spec"]
+        volumes = {v["name"]: v for v in spec["volumes"]}
+        assert volumes["train-work"]["persistentVolumeClaim"] == {"claimName": "rpt-transfer-train"}
+        assert volumes["dshm"]["emptyDir"]["sizeLimit"] == "32Gi"
+        assert spec["containers"][0]["resources"]["requests"] == {
+            "cpu": "30",
+            "memory": "240Gi",
+            "nvidia.com/gpu": "8",
+        }
+    template = one(profile_objects("everything"), "WorkflowTemplate", templates.TEMPLATE_NAME)
+    train_gpu = next(t for t in template["spec"]["templates"] if t["name"] == "train-gpu")
+    assert train_gpu["volumes"][0]["emptyDir"]["sizeLimit"] == "32Gi"  # one-node runs too
+    generate_gpu = next(t for t in template["spec"]["templates"] if t["name"] == "generate-gpu")
+    assert generate_gpu["volumes"][0]["emptyDir"]["sizeLimit"] == pods.SHM_SIZE  # not a train pod

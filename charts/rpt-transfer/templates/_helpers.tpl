@@ -46,6 +46,11 @@ app.kubernetes.io/component: {{ index . 1 }}
 {{- end -}}
 {{- end }}
 
+{{/* The reward service's URL as train pods reach it (RPT_REWARD_URL). */}}
+{{- define "rpt-transfer.rewardUrl" -}}
+{{- printf "http://rpt-transfer-reward.%s.svc:8000/get_reward" .Release.Namespace -}}
+{{- end }}
+
 {{/* Restricted Pod Security Standard, pod level (the uid comes from each image's numeric USER). */}}
 {{- define "rpt-transfer.podSecurity" -}}
 runAsNonRoot: true

@@ -288,7 +288,7 @@ class _Walk:
         self, template: dict, node_name: str, display: str, inputs: dict, boundary: str | None, given: dict
     ):
         scope = {**self.globals, **{f"inputs.parameters.{k}": v for k, v in inputs.items()}}
-        for arg in template["container"].get("args", []):
+        for arg in template.get("container", {}).get("args", []):  # a resource template runs Argo's own
             self.longest_argument = max(self.longest_argument, len(self.fill(arg, scope).encode()))
         outputs: dict[str, Any] = {"exitCode": "0"}
         declared = template.get("outputs", {}).get("parameters", [])
@@ -296,7 +296,7 @@ class _Walk:
             outputs["parameters"] = [{**p, "value": self.outputs[p["name"]]} for p in declared]
         retry = self.node(node_name, display, "Retry", template["name"], boundary, **given, outputs=outputs)
         usage = {"cpu": 12345, "memory": 123456}
-        if "podSpecPatch" in template and "gpu" in template["podSpecPatch"]:
+        if "gpu" in template.get("podSpecPatch", "") or "resource" in template:  # a RayJob: GPUs too
             usage["nvidia.com/gpu"] = 12345
         attempts = []
         for attempt in range(self.attempts):
@@ -324,9 +324,12 @@ class _Walk:
 
 
 def _true(when: str) -> bool:
-    """The `when` conditions the templates use (`N > 0`, `N == 0`); any other is an error here."""
-    match = _WHEN.match(when)
-    if match is None:
-        raise ValueError(f"limits.py evaluates only `N > M` and `N == M` conditions, not {when!r}")
-    left, op, right = int(match[1]), match[2], int(match[3])
-    return left > right if op == ">" else left == right
+    """The `when` conditions the templates use (`N > 0`, `N == 1 && M > 0`); any other is an error here."""
+    results = []
+    for condition in when.split("&&"):
+        match = _WHEN.match(condition)
+        if match is None:
+            raise ValueError(f"limits.py evaluates only `N > M`, `N == M` and their `&&`, not {when!r}")
+        left, op, right = int(match[1]), match[2], int(match[3])
+        results.append(left > right if op == ">" else left == right)
+    return all(results)

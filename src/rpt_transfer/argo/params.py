@@ -6,7 +6,8 @@ strict template referencing allows; nothing a user needs is left to `podSpecPatc
 
 A submitter chooses every value, so each one lands only where Argo escapes it for where it lands: a string
 field of the template (JSON-escaped as the template's JSON), never the text of a `podSpecPatch`, where the
-same escaping leaves it raw (see pods.SIZES).
+same escaping leaves it raw (see pods.SIZES). The multi-node RayJob's manifest is text too: values reach it
+only through expression tags that write them as JSON strings (rayjob.py).
 """
 
 from typing import NamedTuple
@@ -55,11 +56,17 @@ PARAMS: tuple[Param, ...] = (
         "key in ConfigMap rpt-transfer-limits: score, pretrain, train-cpu, generate-cpu pods at once",
     ),
     Param("sandbox-min", "userns", "score pods' `RPT_SANDBOX_MIN` (docs/sandbox.md)"),
+    Param(
+        "train-shared-claim",
+        "",
+        "ReadWriteMany PersistentVolumeClaim every node of a multi-node run (train-ray) mounts as its "
+        "`RPT_TRAIN_WORKDIR`; empty: multi-node training stops at train-ray-check",
+    ),
     Param("retries", "3", "retries of a pod that failed for a reason a retry fixes"),
     Param("retry-max-duration", "48h", "no retry starts later than this after a step's first attempt"),
     Param("prepare-deadline", "3600", "seconds a prepare pod may run"),
     Param("pretrain-deadline", "21600", "seconds the pretrain pod may run"),
-    Param("train-deadline", "172800", "seconds a train pod may run"),
+    Param("train-deadline", "172800", "seconds a train pod, or a multi-node run's RayJob, may run"),
     Param("generate-deadline", "86400", "seconds a generate pod (one model group) may run"),
     Param("score-deadline", "14400", "seconds a score pod (one chunk) may run"),
     Param("aggregate-deadline", "7200", "seconds the aggregate pod may run"),

@@ -12,7 +12,7 @@ from hera.workflows import models as m
 
 from rpt_transfer.argo.params import wf
 from rpt_transfer.errors import EXIT_TRANSIENT
-from rpt_transfer.settings import SANDBOX_MIN_ENV, STORE_ENV, TRACKING_ENV
+from rpt_transfer.settings import SANDBOX_MIN_ENV, STORE_ENV, TRACKING_ENV, TRAIN_WORKDIR_ENV
 
 ROLE_LABEL = "rpt-transfer.io/role"
 EGRESS_LABEL = "rpt-transfer.io/egress"
@@ -22,6 +22,9 @@ PART_OF = {"app.kubernetes.io/part-of": "rpt-transfer"}
 MAIN = "main"
 """Argo's name for a container template's container: the GPU patch merges into it by this name."""
 SHM_VOLUME, SHM_PATH = "dshm", "/dev/shm"
+TRAIN_WORK_VOLUME, TRAIN_WORK_PATH = "train-work", "/train-work"
+"""The train job's working folder (`RPT_TRAIN_WORKDIR`: OpenRLHF's checkpoints and exported data): an emptyDir
+of the train-gpu pod, a shared PersistentVolumeClaim mounted at the same path on every node of a RayJob."""
 
 RETRY_EXIT_CODES = (-1, EXIT_TRANSIENT, 137)
 """Exit codes of a `Failed` pod worth a retry: -1 (Argo's code when the main container never ran: evicted
@@ -174,6 +177,18 @@ def shm() -> tuple[list[m.Volume], list[m.VolumeMount]]:
     """The GPU pods' /dev/shm: in memory, SHM_SIZE; the default 64 MB stalls NCCL."""
     volume = m.Volume(name=SHM_VOLUME, empty_dir=m.EmptyDirVolumeSource(medium="Memory", size_limit=SHM_SIZE))
     return [volume], [m.VolumeMount(name=SHM_VOLUME, mount_path=SHM_PATH)]
+
+
+TRAIN_WORK_ENV = m.EnvVar(name=TRAIN_WORKDIR_ENV, value=TRAIN_WORK_PATH)
+
+
+def train_work() -> tuple[list[m.Volume], list[m.VolumeMount]]:
+    """The train-gpu pod's working folder at TRAIN_WORK_PATH: an emptyDir on the node's disk.
+
+    No size limit: checkpoints of a large model take hundreds of GB; the node's ephemeral storage bounds it.
+    """
+    volume = m.Volume(name=TRAIN_WORK_VOLUME, empty_dir=m.EmptyDirVolumeSource())
+    return [volume], [m.VolumeMount(name=TRAIN_WORK_VOLUME, mount_path=TRAIN_WORK_PATH)]
 
 
 SANDBOX_USER = 65534

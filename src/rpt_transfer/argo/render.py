@@ -38,9 +38,23 @@ def _ordered(value: Any) -> Any:
     return value
 
 
+class _Dumper(yaml.SafeDumper):
+    """Safe YAML, a text of several lines as a literal block (`|`): the RayJob manifest reads as YAML."""
+
+
+def _text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _text)
+
+
 def to_yaml(obj: Any) -> str:
     """The committed text of one object: the header, then the YAML."""
-    return HEADER + yaml.safe_dump(_ordered(to_dict(obj)), sort_keys=False, width=110, allow_unicode=False)
+    return HEADER + yaml.dump(
+        _ordered(to_dict(obj)), Dumper=_Dumper, sort_keys=False, width=110, allow_unicode=False
+    )
 
 
 def rendered(objects: Objects) -> dict[str, str]:

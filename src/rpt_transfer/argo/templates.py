@@ -3,7 +3,8 @@
 `python -m rpt_transfer.argo.templates --write` (`make workflows`) writes them to workflows/; `--check`
 exits 1 naming a file that differs from what this module builds. The tests hold the committed files to it.
 
-The study runs as steps: `prepare` (plans, writes the fan-out lists) -> `pretrain` -> `train` -> `models`
+The study runs as steps: `prepare` (plans, writes the fan-out lists) -> `pretrain` -> `train` (one pod, or a
+KubeRay RayJob for a run over several nodes) -> `models`
 (one item per model group: its generate pod, on GPUs when the group asks for them, then its score pods)
 -> `aggregate`; the exit handler closes the study's MLflow parent run. Every pod runs `rpt-transfer`
 with the same arguments the local executor uses, naming the jobs by part (`rpt_transfer.fanout`).
@@ -17,7 +18,7 @@ from typing import Any
 
 from hera.workflows import models as m
 
-from rpt_transfer.argo import pods, render
+from rpt_transfer.argo import pods, rayjob, render
 from rpt_transfer.argo.params import NAMES, PARAMS, wf
 
 TEMPLATE_NAME = "rpt-transfer-study"
@@ -37,6 +38,8 @@ resource name as `prepare` checked it (the GPU pods' patch takes it from there, 
 workflow parameter)."""
 EXIT_DEADLINE = "900"
 """Seconds the exit handler may run: it closes one MLflow run."""
+CHECK_DEADLINE = "300"
+"""Seconds train-ray-check may run: it looks at one parameter."""
 POD_GC = m.PodGC(strategy="OnPodSuccess", delete_delay_duration="10m")
 TTL = m.TTLStrategy(seconds_after_success=3 * 86400, seconds_after_failure=7 * 86400)
 
@@ -94,9 +97,18 @@ def _part_args() -> list[str]:
     return ["job", "run", "--plan", "{{inputs.parameters.plan}}", "--part", "{{inputs.parameters.part}}"]
 
 
-def _gpu(name: str, role: str, image: str, deadline: str) -> m.Template:
-    """A pod on GPU nodes with `gpus` GPUs and a /dev/shm in memory, one of `gpu-pods` at once."""
+def _gpu(name: str, role: str, image: str, deadline: str, *, train: bool = False) -> m.Template:
+    """A pod on GPU nodes with `gpus` GPUs and a /dev/shm in memory, one of `gpu-pods` at once.
+
+    `train`: also a working folder on the node's disk, `RPT_TRAIN_WORKDIR` (OpenRLHF's checkpoints), for
+    the one-node runs that start Ray inside the pod.
+    """
     volumes, mounts = pods.shm()
+    container: dict[str, Any] = {}
+    if train:
+        work_volumes, work_mounts = pods.train_work()
+        volumes, mounts = volumes + work_volumes, mounts + work_mounts
+        container["env"] = pods.env(pods.TRAIN_WORK_ENV)
     return _pod(
         name,
         role,
@@ -105,7 +117,7 @@ def _gpu(name: str, role: str, image: str, deadline: str) -> m.Template:
         deadline,
         size="gpu",
         inputs=("plan", "part", "gpus", "gpu-resource"),
-        container_fields={"volume_mounts": mounts},
+        container_fields={"volume_mounts": mounts, **container},
         volumes=volumes,
         node_selector=pods.gpu_node_selector(),
         tolerations=pods.gpu_tolerations(),
@@ -175,8 +187,15 @@ def _step(
     return m.WorkflowStep(name=name, template=template, when=when, with_param=items, arguments=_args(**args))
 
 
+ONE_NODE = "{{item.nodes}} == 1"
+
+
 def study() -> m.Template:
-    """The entrypoint: the stages in order, each fanned out over a list `prepare` wrote."""
+    """The entrypoint: the stages in order, each fanned out over a list `prepare` wrote.
+
+    A train item runs in one pod when it needs one node (train-gpu, or train-cpu without GPUs) and as a
+    KubeRay RayJob over several (train-ray): exactly one of the three `when`s holds.
+    """
     out = "{{steps.prepare.outputs.parameters.%s}}"
     plan, resource = out % "plan", out % "gpu-resource"
     return m.Template(
@@ -195,11 +214,20 @@ def study() -> m.Template:
                         out % "train",
                         plan=plan,
                         part="{{item.part}}",
-                        **gpus,
+                        **more,
                     )
-                    for kind, when, gpus in (
-                        ("gpu", "{{item.gpus}} > 0", {"gpus": "{{item.gpus}}", "gpu-resource": resource}),
-                        ("cpu", "{{item.gpus}} == 0", {}),
+                    for kind, when, more in (
+                        (
+                            "gpu",
+                            f"{ONE_NODE} && {{{{item.gpus}}}} > 0",
+                            {"gpus": "{{item.gpus}}", "gpu-resource": resource},
+                        ),
+                        ("cpu", f"{ONE_NODE} && {{{{item.gpus}}}} == 0", {}),
+                        (
+                            "ray",
+                            "{{item.nodes}} > 1",
+                            {"gpus": "{{item.gpus}}", "nodes": "{{item.nodes}}", "gpu-resource": resource},
+                        ),
                     )
                 ]
             ),
@@ -255,6 +283,80 @@ def model() -> m.Template:
     )
 
 
+def train_ray() -> m.Template:
+    """A training run over several nodes: the shared volume checked, then its RayJob (train-ray-job)."""
+    given = "{{inputs.parameters.%s}}"
+    part, nodes = given % "part", given % "nodes"
+    job_args = {name: given % name for name in rayjob.INPUTS}
+    return m.Template(
+        name="train-ray",
+        inputs=_inputs(*rayjob.INPUTS),
+        steps=[
+            m.ParallelSteps([_step("check", "train-ray-check", part=part, nodes=nodes)]),
+            m.ParallelSteps([_step("rayjob", "train-ray-job", **job_args)]),
+        ],
+    )
+
+
+NO_SHARED_CLAIM = (
+    "error: train part $RPT_PART runs on $RPT_NODES nodes, and the workflow parameter train-shared-claim is "
+    "empty: every node of the run needs the same ReadWriteMany PersistentVolumeClaim for its checkpoints "
+    "(RPT_TRAIN_WORKDIR); give its name (chart value training.sharedClaim), or train on one node "
+    "(openrlhf.nodes: 1)"
+)
+CHECK_SCRIPT = f'test -n "$RPT_SHARED_CLAIM" && exit 0; echo "{NO_SHARED_CLAIM}" >&2; exit 2'
+"""train-ray-check's shell script: exit 0 with a claim, else one line saying what is missing and exit 2 (a
+user error: never retried). It runs before any Ray cluster is asked for."""
+
+
+def train_ray_check() -> m.Template:
+    """Refuse a multi-node run without the shared volume, in one line, before its RayJob is made."""
+    given = "{{inputs.parameters.%s}}"
+    env = [
+        m.EnvVar(name="RPT_SHARED_CLAIM", value=wf("train-shared-claim")),
+        m.EnvVar(name="RPT_PART", value=given % "part"),
+        m.EnvVar(name="RPT_NODES", value=given % "nodes"),
+    ]
+    return m.Template(
+        name="train-ray-check",
+        metadata=m.Metadata(labels={pods.ROLE_LABEL: "train", pods.SIZE_LABEL: "small"}),
+        inputs=_inputs("part", "nodes"),
+        container=m.Container(
+            image=wf("runner-image"),
+            command=["sh", "-c", CHECK_SCRIPT],
+            env=env,
+            security_context=pods.restricted_container(),
+            resources=pods.resources("small"),
+        ),
+        active_deadline_seconds=CHECK_DEADLINE,
+        retry_strategy=pods.retry_strategy(),
+    )
+
+
+def train_ray_job() -> m.Template:
+    """The KubeRay RayJob of one training run over `nodes` nodes of `gpus` GPUs each (rayjob.py).
+
+    Created, owned by the Workflow, followed until KubeRay says it succeeded or failed; one of `gpu-pods`.
+    """
+    inputs = [m.Parameter(name=name) for name in rayjob.INPUTS]
+    inputs += [m.Parameter(name=name, value=value) for name, value in rayjob.SIZE_INPUTS.items()]
+    return m.Template(
+        name="train-ray-job",
+        metadata=pods.labels("train"),
+        inputs=m.Inputs(parameters=inputs),
+        resource=m.ResourceTemplate(
+            action="create",
+            set_owner_reference=True,
+            success_condition=rayjob.SUCCESS_CONDITION,
+            failure_condition=rayjob.FAILURE_CONDITION,
+            manifest=rayjob.manifest(),
+        ),
+        active_deadline_seconds=wf("train-deadline"),
+        retry_strategy=pods.retry_strategy(),
+        synchronization=pods.semaphore("gpu-semaphore-key"),
+    )
+
+
 def templates() -> list[m.Template]:
     """Every template of the WorkflowTemplate, entrypoint first."""
     aggregate_args = ["job", "run", "--plan", "{{inputs.parameters.plan}}", "--part", "aggregate"]
@@ -263,8 +365,11 @@ def templates() -> list[m.Template]:
         model(),
         prepare(),
         _cpu("pretrain", "pretrain", "runner-image", "pretrain-deadline"),
-        _gpu("train-gpu", "train", "trainer-image", "train-deadline"),
+        _gpu("train-gpu", "train", "trainer-image", "train-deadline", train=True),
         _cpu("train-cpu", "train", "trainer-image", "train-deadline"),
+        train_ray(),
+        train_ray_check(),
+        train_ray_job(),
         _gpu("generate-gpu", "generate", "evaluator-image", "generate-deadline"),
         _cpu("generate-cpu", "generate", "evaluator-image", "generate-deadline"),
         score(),

@@ -22,6 +22,7 @@ from rpt_transfer.errors import WriteConflictError
 from rpt_transfer.jobs.context import JobContext
 from rpt_transfer.jobs.models import cache_root, local_model_dir
 from rpt_transfer.jobs.train_metrics import METRICS_FILE, SUMMARY_FILE, StepLog, StepRow, from_jsonl, to_jsonl
+from rpt_transfer.settings import TRAIN_WORKDIR_ENV
 from rpt_transfer.store import Manifest, Store
 from rpt_transfer.training.base import TrainRequest, load_trainer
 from rpt_transfer.training.config import TrainHyper
@@ -55,10 +56,10 @@ def run(ctx: JobContext) -> Manifest:
     hyper = TrainHyper.model_validate(inputs["hyperparameters"])
     examples, scorer = load_examples(inputs["data"], ctx.store)
     base_dir = local_model_dir(inputs["base"], ctx.plan, ctx.store)
-    work = _attempt_folder(cache_root() / "training" / job.id)
+    work = _attempt_folder(work_root() / job.id)
     resume_from, history = _fetch_resume_point(ctx, work)
     steps = StepLog(history)
-    total = hyper.steps or -(-int(len(examples) * hyper.epochs) // hyper.prompts_per_step)
+    total = hyper.total_steps(len(examples))
     ctx.progress.start(total, f"train {job.context['model']} on {job.context['domain']}")
     ctx.progress.advance(len(history))
     live = _start_tracking(ctx)
@@ -83,6 +84,7 @@ def run(ctx: JobContext) -> Manifest:
         work_dir=work / "trainer",
         resume_from=resume_from,
         out_dir=work / "final",
+        settings={**job.context.get("openrlhf", {}), **_extra_args(inputs["trainer"])},
     )
     try:
         summary = load_trainer(inputs["trainer"]["backend"]).train(request, on_step, on_checkpoint)
@@ -106,6 +108,22 @@ def run(ctx: JobContext) -> Manifest:
 
         sync_train(live.tracker, ctx.plan, ctx.store, job, live.parent_run_id)
     return manifest
+
+
+def work_root() -> Path:
+    """Where train jobs keep their working folders: `RPT_TRAIN_WORKDIR`, else the local cache.
+
+    A multi-node OpenRLHF run needs it on a volume every node mounts at the same path (DeepSpeed writes
+    each rank's checkpoint shards on the rank's own node).
+    """
+    configured = os.environ.get(TRAIN_WORKDIR_ENV, "").strip()
+    return Path(configured) if configured else cache_root() / "training"
+
+
+def _extra_args(trainer: object) -> dict:
+    return (
+        {"extra_args": trainer["extra_args"]} if isinstance(trainer, dict) and "extra_args" in trainer else {}
+    )
 
 
 def _attempt_folder(root: Path) -> Path:

@@ -5,9 +5,9 @@ work folder; it reports each step's metrics and each saved checkpoint through ca
 job (not the backend) decides what reaches MLflow and the store.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import NamedTuple, Protocol, get_args
+from typing import Any, NamedTuple, Protocol, get_args
 
 from rpt_transfer.errors import RptError
 from rpt_transfer.generation.base import PromptMode
@@ -42,6 +42,9 @@ class TrainRequest(NamedTuple):
     """A checkpoint folder written by an earlier, interrupted run of the same job, or None."""
     out_dir: Path
     """Where the final weights and tokenizer go, in HF format."""
+    settings: Mapping[str, Any] = {}
+    """The backend's own settings from the plan (OpenRLHF: the train job's `openrlhf` context and its
+    `extra_args`); TRL has none."""
 
 
 class Trainer(Protocol):
@@ -59,11 +62,20 @@ def _load_trl() -> Trainer:
     return TrlTrainer()
 
 
-TRAINERS: dict[str, Callable[[], Trainer]] = {"trl": _load_trl}
-"""Trainer name → loader. `openrlhf` (the cluster trainer) joins when this version ships it; until then
-`validate`, `plan` and `run` refuse it before any job runs."""
-NEEDS: dict[str, Needs] = {"trl": Needs(("trl", "torch"))}
-"""Trainer name → the packages its loader imports and the extra that installs them (openrlhf: `train`)."""
+def _load_openrlhf() -> Trainer:
+    """OpenRLHF on the GPUs of one pod or a Ray cluster (a subprocess: nothing heavy loads here)."""
+    from rpt_transfer.training.openrlhf_backend import OpenRlhfTrainer
+
+    return OpenRlhfTrainer()
+
+
+TRAINERS: dict[str, Callable[[], Trainer]] = {"trl": _load_trl, "openrlhf": _load_openrlhf}
+"""Trainer name → loader."""
+NEEDS: dict[str, Needs] = {
+    "trl": Needs(("trl", "torch")),
+    "openrlhf": Needs(("openrlhf", "ray", "deepspeed", "vllm", "tensorboard"), "train"),
+}
+"""Trainer name → the packages its backend needs and the extra that installs them."""
 
 
 def load_trainer(name: TrainerName) -> Trainer:

@@ -10,10 +10,16 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from rpt_transfer.benchmarks.base import Domain
 
-Algorithm = Literal["grpo", "dr_grpo", "dapo"]
-"""GRPO and the loss variants every trainer backend offers (group-normalised, Dr. GRPO, DAPO-style)."""
+Algorithm = Literal["grpo", "dr_grpo", "dapo", "reinforce++"]
+"""GRPO and its loss variants (group-normalised, Dr. GRPO, DAPO-style), which every trainer offers, and
+REINFORCE++ (global-batch normalised advantages), which only OpenRLHF does (`TRAINER_ALGORITHMS`)."""
 TrainerName = Literal["trl", "openrlhf"]
 """`trl`: TRL's GRPOTrainer on a CPU or one GPU (local); `openrlhf`: the cluster trainer."""
+TRAINER_ALGORITHMS: dict[str, tuple[str, ...]] = {
+    "trl": ("grpo", "dr_grpo", "dapo"),
+    "openrlhf": ("grpo", "dr_grpo", "dapo", "reinforce++"),
+}
+"""The algorithms each trainer backend runs; `validate` refuses any other pair before a job starts."""
 RewardPolicy = Literal["strict", "flexible"]
 """Which verdict a reward is: `strict` (the answer in the stated format) or `flexible` (wherever a careful
 grader would find it); see docs/scoring-policies.md."""
@@ -55,6 +61,13 @@ class TrainHyper(_Strict):
     model is rewarded for following it) or `flexible`. One declared policy per run, named in its MLflow
     run."""
 
+    def total_steps(self, examples: int) -> int:
+        """Optimiser steps over `examples` prompts: `steps`, or the epochs' prompts in whole steps."""
+        if self.steps is not None:
+            return self.steps
+        assert self.epochs is not None
+        return max(1, -(-int(examples * self.epochs) // self.prompts_per_step))
+
     def identity(self) -> dict[str, Any]:
         """The fields for the train job's inputs.
 
@@ -71,29 +84,88 @@ class TrainHyper(_Strict):
 
 
 class TrainData(_Strict):
-    """One domain's training prompts: the training split of a synthetic benchmark, or a JSONL file."""
+    """One domain's training prompts: a benchmark's training split, a JSONL file or a Hub dataset."""
 
     benchmark: str | None = None
     """A synthetic benchmark whose generator draws training prompts under a training seed (never its test
     items); they are scored with that benchmark's scorer."""
     path: str | None = None
     """A JSONL file, one `{"id", "prompt", "reference"}` object per line, scored with `scorer`."""
+    hub: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+    """A Hugging Face Hub dataset (`org/name`) whose rows become prompts and references, scored with `scorer`;
+    the planner asks the Hub only for the commit of `revision`, and the train job downloads that commit."""
+    revision: str | None = None
+    """For `hub`: a branch, tag or 40-hex commit; a branch or tag is resolved to its commit when planned."""
+    split: str = Field(default="train", pattern=r"^[\w.-]+$")
+    """For `hub`: the split whose data files are read (`train`: files such as `train.parquet` or
+    `data/train-00000-of-00001.parquet`)."""
+    files: list[str] | None = Field(default=None, min_length=1)
+    """For `hub`: the data files to read (parquet or jsonl, paths in the repo), instead of the split's."""
+    prompt_field: str | None = Field(default=None, pattern=r"^[^.\s]+(\.[^.\s]+)*$")
+    """For `hub`: dotted path to the prompt in a row: a string, or chat messages whose last user message's
+    content is the prompt."""
+    prompt_suffix: str = ""
+    """For `hub`: text appended to every prompt as written (e.g. an answer-format instruction)."""
+    reference_field: str | None = Field(default=None, pattern=r"^[^.\s]+(\.[^.\s]+)*$")
+    """For `hub`: dotted path to the reference in a row, e.g. `reward_model.ground_truth`."""
+    reference_format: Literal["text", "stdio_tests"] = "text"
+    """For `hub`: `text` (the value as it is: a math answer, a choice label) or `stdio_tests` (JSON tests
+    `[{"input", "output"}]` or `{"inputs": [...], "outputs": [...]}`, made into a `code_stdio` reference;
+    rows whose tests are not stdin/stdout are left out)."""
+    id_field: str | None = Field(default=None, pattern=r"^[^.\s]+(\.[^.\s]+)*$")
+    """For `hub`: dotted path to a row's id; default `<split>-<row number in the split's files>`."""
+    where: dict[str, str | int | float | bool] = {}
+    """For `hub`: keep only rows whose fields (dotted paths) equal these values."""
+    exclude: dict[str, list[str | int | float | bool]] = {}
+    """For `hub`: leave out rows whose field (dotted path) is one of the listed values."""
+    shuffle: bool = False
+    """For `hub`: shuffle the kept rows with `seed` (as `datasets`' `Dataset.shuffle(seed=...)` does) before
+    taking the first `examples`."""
     scorer: str | None = None
-    """For `path`: the scorer of its references (math, choice, code_function, code_stdio, polyglot)."""
+    """For `path` and `hub`: the scorer of the references (math, choice, code_function, code_stdio,
+    polyglot)."""
     examples: int | None = Field(default=None, ge=1, le=10_000_000)
-    """How many prompts: required for `benchmark`; for `path`, the first `examples` lines (default all)."""
+    """How many prompts: required for `benchmark`; for `path`, the first `examples` lines (default all); for
+    `hub`, the first `examples` rows kept (default all)."""
     seed: int = 0
-    """Seed of the training split drawn from a benchmark generator."""
+    """Seed of the training split drawn from a benchmark generator, or of `hub` data's `shuffle`."""
 
     @model_validator(mode="after")
     def _one_source(self) -> "TrainData":
-        if (self.benchmark is None) == (self.path is None):
-            raise ValueError("give exactly one of `benchmark` or `path`")
+        sources = [name for name in ("benchmark", "path", "hub") if getattr(self, name) is not None]
+        if len(sources) != 1:
+            given = f" (given: {', '.join(sources)})" if sources else ""
+            raise ValueError(f"give exactly one of `benchmark`, `path` or `hub`{given}")
         if self.benchmark is not None and (self.scorer is not None or self.examples is None):
             raise ValueError("`benchmark` data needs `examples`, and no `scorer`: it uses the benchmark's")
         if self.path is not None and self.scorer is None:
             raise ValueError("`path` data needs `scorer`")
+        problem = self._hub_problem()
+        if problem:
+            raise ValueError(problem)
         return self
+
+    def _hub_problem(self) -> str:
+        """What is wrong with the `hub` fields, or ''."""
+        hub_only = [
+            "revision", "split", "files", "prompt_field", "prompt_suffix", "reference_field",
+            "reference_format", "id_field", "where", "exclude", "shuffle",
+        ]  # fmt: skip
+        if self.hub is None:
+            stray = [f"`{name}`" for name in hub_only if name in self.model_fields_set]
+            return f"{', '.join(stray)} apply only to `hub` data" if stray else ""
+        needed = ("scorer", "revision", "prompt_field", "reference_field")
+        missing = [f"`{name}`" for name in needed if not getattr(self, name)]
+        if missing:
+            return f"`hub` data needs {', '.join(missing)}"
+        if "seed" in self.model_fields_set and not self.shuffle:
+            return "`seed` orders `hub` data only with `shuffle: true`"
+        if any(not values for values in self.exclude.values()):
+            return "`exclude` needs at least one value per field"
+        bad = [f for f in self.files or [] if not f or f.startswith("/") or ".." in f.split("/")]
+        if bad:
+            return f"`files` are paths inside the dataset repo; not {bad[0]!r}"
+        return ""
 
 
 class TrainSpec(_Strict):
@@ -111,6 +183,47 @@ class TrainSpec(_Strict):
     """Training seed (initial sampling, data order); numpy, under TRL, takes at most 2**32 - 1."""
     hyperparameters: dict[str, Any] = {}
     """Changes to the study's `training` hyperparameters for this run only (same field names)."""
+
+
+class OpenRlhfSettings(_Strict):
+    """How an OpenRLHF run uses its GPUs: placement and memory, not what it learns.
+
+    These go in the train job's context, not its id (the same run on 8 or 16 GPUs is the same run), except
+    `extra_args`, which can change what is learnt and so enters the id.
+    """
+
+    nodes: int = Field(default=1, ge=1, le=256)
+    """Machines the run spans: 1 runs in one pod (Ray started inside it), more in a KubeRay RayJob."""
+    gpus_per_node: int = Field(default=8, ge=1, le=16)
+    """GPUs of each machine; the actor, reference model and vLLM engines share them (`colocate`)."""
+    vllm_engines: int | None = Field(default=None, ge=1, le=4096)
+    """vLLM rollout engines; default every GPU of the run divided by `vllm_tensor_parallel`."""
+    vllm_tensor_parallel: int = Field(default=1, ge=1, le=16)
+    """GPUs per vLLM engine."""
+    colocate: bool = True
+    """Actor, reference and vLLM engines take turns on the same GPUs (OpenRLHF's hybrid engine, with vLLM
+    and DeepSpeed sleep); false gives the engines GPUs of their own on top of the actor's."""
+    gpu_memory_utilization: float = Field(default=0.6, gt=0, le=0.95)
+    """Share of GPU memory vLLM may take (colocated runs leave the rest to DeepSpeed)."""
+    zero_stage: Literal[1, 2, 3] = 2
+    """DeepSpeed ZeRO stage of the actor and reference model."""
+    micro_batch_size: int = Field(default=4, ge=1, le=1024)
+    """Samples per GPU per forward/backward pass of the update."""
+    rollout_micro_batch_size: int = Field(default=8, ge=1, le=1024)
+    """Samples per GPU per forward pass when computing log-probabilities of the rollouts."""
+    gradient_checkpointing: bool = True
+    """Recompute activations in the backward pass (less memory, about a third more compute)."""
+    extra_args: dict[str, str | int | float | bool | list[str | int | float]] = {}
+    """More OpenRLHF flags, e.g. `{"--ds.packing_samples": true}`: checked against the installed OpenRLHF's
+    parser, and never one that the flag table sets itself (`training/openrlhf_flags.py`)."""
+
+    def gpus(self) -> int:
+        """Every GPU of the run."""
+        return self.nodes * self.gpus_per_node
+
+    def engines(self) -> int:
+        """The vLLM engines the run starts."""
+        return self.vllm_engines or max(1, self.gpus() // self.vllm_tensor_parallel)
 
 
 def merged_hyper(defaults: TrainHyper, changes: dict[str, Any]) -> TrainHyper:

@@ -52,8 +52,7 @@ class ScorerReward:
             self.reasons[verdict.reason or "scored"] += 1
             if verdict.reason in FAILURE_REASONS:
                 self.failures += 1
-                line = f"reward {self.scorer_name}: {verdict.reason}: {verdict.explanation[:300]}"
-                print(line, file=sys.stderr, flush=True)
+                report_failure(self.scorer_name, verdict.reason, verdict.explanation)
             rewards.append(reward_of(verdict, self.policy))
         self.samples += len(verdicts)
         self._stop_if_broken()
@@ -64,7 +63,7 @@ class ScorerReward:
         return self.failures / self.samples if self.samples else 0.0
 
     def _stop_if_broken(self) -> None:
-        if self.samples >= MIN_SAMPLES_BEFORE_STOP and self.failure_rate() > MAX_FAILURE_RATE:
+        if too_many_failures(self.failures, self.samples):
             raise JobError(
                 f"reward {self.scorer_name}: the scorer failed on {self.failures}/{self.samples} samples "
                 f"(more than {MAX_FAILURE_RATE:.0%}); training stopped. Reasons: {dict(self.reasons)}"
@@ -74,6 +73,17 @@ class ScorerReward:
 def reward_of(verdict: Verdict, policy: RewardPolicy) -> float:
     """The reward of one verdict under `policy`."""
     return float(verdict.correct if policy == "strict" else verdict.resolved().flexible)
+
+
+def too_many_failures(failures: int, samples: int) -> bool:
+    """Whether rewards are too often unknown to go on training (more than `MAX_FAILURE_RATE`)."""
+    return samples >= MIN_SAMPLES_BEFORE_STOP and failures / samples > MAX_FAILURE_RATE
+
+
+def report_failure(scorer: str, reason: str, explanation: str) -> None:
+    """One stderr line for a sample whose reward is unknown: the scorer, the reason, the explanation (cut)."""
+    one_line = " ".join(explanation[:300].split())
+    print(f"reward {scorer}: {reason}: {one_line}", file=sys.stderr, flush=True)
 
 
 def completion_text(completion: Any) -> str:

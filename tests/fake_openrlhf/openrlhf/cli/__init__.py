@@ -1,0 +1,1 @@
+"""The fake OpenRLHF CLI modules."""
