@@ -8,17 +8,18 @@ STAMP := $(VENV)/.installed
 # the CPU build. TORCH_INDEX empty (the default) leaves the choice to pip's own configuration: this project's
 # machines find a CPU wheel in their local wheel folder, elsewhere that gives PyPI's CUDA build. For the CPU
 # build anywhere: make install TORCH_INDEX=https://download.pytorch.org/whl/cpu (in a fresh .venv).
-# OpenRLHF goes in without its dependencies (ray, deepspeed, vllm: a GPU stack): the flag contract test
-# reads its parser, and the OpenRLHF backend's tests run against its real argument checks.
 TORCH_PIN ?= torch==2.13.0
-# pytest-xdist workers of `make test`; each test file runs whole in one worker (module fixtures are shared)
-TEST_WORKERS ?= 2
 TORCH_INDEX ?=
+# pytest-xdist workers of `make test`; each test file runs whole in one worker (module fixtures are shared), in
+# collection order (conftest puts files marked slow first) rather than xdist's largest-file-first
+TEST_WORKERS ?= 2
 
 .PHONY: install study smoke test lint format clean
 
 install: $(STAMP)
 
+# OpenRLHF goes in without its dependencies (ray, deepspeed, vllm: a GPU stack): the flag contract test
+# reads its parser, and the OpenRLHF backend's tests run against its real argument checks.
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
@@ -37,7 +38,7 @@ smoke: install
 
 test: install
 	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 lint: install
 	$(BIN)/ruff check src tests benchmarks
