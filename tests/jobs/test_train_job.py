@@ -68,6 +68,15 @@ def test_a_reward_that_keeps_failing_stops_training() -> None:
             broken(None, ["x"], ["{not a reference"])
 
 
+def test_rewards_scored_elsewhere_are_counted_and_stop_training_alike() -> None:
+    """OpenRLHF scores in its own processes: the job folds each step's failures into the same counters."""
+    reward = ScorerReward("math")
+    reward.count_elsewhere(MIN_SAMPLES_BEFORE_STOP, 3)  # 3 of 64: under 5%
+    assert (reward.samples, reward.failures, reward.failure_rate()) == (64, 3, 3 / 64)
+    with pytest.raises(JobError, match=r"failed on 8/128 samples .* training stopped"):
+        reward.count_elsewhere(64, 5)
+
+
 def train_study(store: Path, steps: int = 6) -> dict:
     return {
         "study": "train-mini",

@@ -9,7 +9,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, Protocol, get_args
 
-from rpt_transfer.errors import RptError
+from rpt_transfer.errors import JobError, RptError
 from rpt_transfer.generation.base import PromptMode
 from rpt_transfer.runnable import Needs, unavailable
 from rpt_transfer.training.config import Algorithm, TrainerName, TrainHyper
@@ -53,6 +53,12 @@ class Trainer(Protocol):
     def train(self, request: TrainRequest, on_step: OnStep, on_checkpoint: OnCheckpoint) -> dict[str, float]:
         """Run the training; return summary metrics (e.g. `train_runtime`, `train_loss`)."""
         ...
+
+
+def require_chat_template(tokenizer: Any, model_dir: Path, prompt_mode: PromptMode) -> None:
+    """Refuse, in one line, a chat-mode run whose base model's tokenizer has no chat template."""
+    if prompt_mode == "chat" and not tokenizer.chat_template:
+        raise JobError(f"base model in {model_dir} has no chat template; use prompt_mode raw")
 
 
 def _load_trl() -> Trainer:

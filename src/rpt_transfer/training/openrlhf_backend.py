@@ -34,14 +34,12 @@ from rpt_transfer.settings import REWARD_URL_ENV
 from rpt_transfer.training import openrlhf_flags as table
 from rpt_transfer.training.base import OnCheckpoint, OnStep, TrainRequest
 from rpt_transfer.training.config import OpenRlhfSettings
-from rpt_transfer.training.rewards import MAX_FAILURE_RATE, MIN_SAMPLES_BEFORE_STOP
+from rpt_transfer.training.reward_service import FAILURE_LOG
 
 POLL_SECONDS = 2.0
 """How often the running trainer's TensorBoard events and checkpoint folder are read."""
 STOP_GRACE_SECONDS = 30.0
 """How long OpenRLHF gets to stop after SIGTERM before it is killed."""
-FAILURE_METRIC = "reward_failure"
-"""Per-sample 0/1 extra log of our reward (`reward_service`); OpenRLHF logs its mean per step."""
 HEALTH_TIMEOUT = 10.0
 
 if TYPE_CHECKING:
@@ -218,20 +216,9 @@ class _Run:
             self._count_failures(metrics)
 
     def _count_failures(self, metrics: Mapping[str, float]) -> None:
-        """Fold a step's failure rate into the reward's counters; stop a run whose reward is broken."""
-        reward = self.request.reward
+        """Fold a step's failure rate (the mean of `reward_failure`) into the reward's counters."""
         samples = int(metrics.get("rollout/num_samples", self.samples_per_step))
-        failures = round(metrics.get(FAILURE_METRIC, 0.0) * samples)
-        reward.samples += samples
-        reward.failures += failures
-        if failures:
-            reward.reasons["failure"] += failures
-        if reward.samples >= MIN_SAMPLES_BEFORE_STOP and reward.failure_rate() > MAX_FAILURE_RATE:
-            raise JobError(
-                f"reward {reward.scorer_name}: the scorer failed on {reward.failures}/{reward.samples} "
-                f"samples (more than {MAX_FAILURE_RATE:.0%}); training stopped (the reward's log lines and "
-                "the reward service's /metrics say why)"
-            )
+        self.request.reward.count_elsewhere(samples, round(metrics.get(FAILURE_LOG, 0.0) * samples))
 
 
 def _stop(process: subprocess.Popen[bytes]) -> None:

@@ -24,6 +24,7 @@ from rpt_transfer.errors import JobError
 from rpt_transfer.generation.base import PromptMode
 from rpt_transfer.generation.prompting import prompt_token_ids, render_prompt
 from rpt_transfer.hashing import short_hash
+from rpt_transfer.training.base import require_chat_template
 from rpt_transfer.training.config import RewardPolicy
 from rpt_transfer.training.data import TrainExample
 from rpt_transfer.training.reward_label import encode_label
@@ -62,8 +63,7 @@ def export_prompts(
     if rows < 1:
         raise JobError(f"an OpenRLHF prompt file needs at least 1 row, not {rows}")
     tokenizer = load_tokenizer(model_dir)
-    if prompt_mode == "chat" and not tokenizer.chat_template:
-        raise JobError(f"base model in {model_dir} has no chat template; use prompt_mode raw")
+    require_chat_template(tokenizer, model_dir, prompt_mode)
     strip = special_strings(tokenizer)
     texts, lengths = rendered_prompts(tokenizer, [e.prompt for e in examples], prompt_mode)
     lines = [

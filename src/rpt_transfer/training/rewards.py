@@ -58,6 +58,17 @@ class ScorerReward:
         self._stop_if_broken()
         return rewards
 
+    def count_elsewhere(self, samples: int, failures: int) -> None:
+        """Count rewards scored outside this process (OpenRLHF's reward file or service).
+
+        The run then stops as `__call__` stops it when too many rewards were unknown.
+        """
+        self.samples += samples
+        self.failures += failures
+        self.reasons["failure"] += failures
+        self.reasons["scored"] += samples - failures
+        self._stop_if_broken()
+
     def failure_rate(self) -> float:
         """Share of samples so far whose reward the scorer could not determine."""
         return self.failures / self.samples if self.samples else 0.0

@@ -13,7 +13,7 @@ import os
 from typing import Any
 
 from rpt_transfer.errors import JobError
-from rpt_transfer.training.base import OnCheckpoint, OnStep, TrainRequest
+from rpt_transfer.training.base import OnCheckpoint, OnStep, TrainRequest, require_chat_template
 
 DAPO_CLIP_HIGH = 0.28
 """Upper clip of DAPO ("clip-higher"), from the DAPO paper; TRL's documentation recommends the same."""
@@ -41,8 +41,7 @@ class TrlTrainer:
         except (OSError, ValueError) as err:
             reason = " ".join(str(err).split())[:300]  # transformers' messages span lines; ours is one
             raise JobError(f"base model in {request.model_dir} cannot be loaded: {reason}") from None
-        if request.prompt_mode == "chat" and not tokenizer.chat_template:
-            raise JobError(f"base model in {request.model_dir} has no chat template; use prompt_mode raw")
+        require_chat_template(tokenizer, request.model_dir, request.prompt_mode)
         rows = [
             {"prompt": _prompt(e.prompt, request.prompt_mode), "reference": e.reference, "id": e.id}
             for e in request.examples
