@@ -31,6 +31,10 @@ def test_smoke_study_loads() -> None:
         ({"kind": "observatonal"}, "kind: `kind` must be `observational` or `interventional`"),
         ({"study": "Bad Name"}, "study: String should match pattern"),
         (
+            {"study": "leaderboard"},
+            "study: Value error, 'leaderboard' is reserved: rpt-transfer/leaderboard is the",
+        ),
+        (
             {"overrides": {"gsm8k": {"n": 4}}},
             "overrides.gsm8k: not a benchmark of this study; accepted: smoke_arith",
         ),

@@ -350,7 +350,8 @@ def track_sync(
     synced = sync_study_file(study_file, tracking_uri)
     out.print(
         f"synced study {synced.study} into {synced.tracking_uri}: {synced.train} train and {synced.score} "
-        f"score runs, {synced.points} metric points added, report {'synced' if synced.report else 'not done'}"
+        f"score runs, {synced.models} logged models, {synced.points} metric points added, "
+        f"report {'synced' if synced.report else 'not done'}"
         f"; {synced.not_done} jobs not done; {synced.removed} leftover runs removed",
         markup=False,
     )
@@ -393,8 +394,12 @@ def track_close(
 
 
 from rpt_transfer.cli_cluster import register as _register_cluster  # noqa: E402 - after the commands above
+from rpt_transfer.cli_discovery import register as _register_discovery  # noqa: E402
+from rpt_transfer.cli_leaderboard import register as _register_leaderboard  # noqa: E402
 
 _register_cluster(app)
+_register_discovery(app)
+_register_leaderboard(app)
 
 
 def main() -> None:

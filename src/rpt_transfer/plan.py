@@ -19,9 +19,10 @@ STAGES: tuple[JobKind, ...] = ("pretrain", "train", "generate", "score", "aggreg
 TINY_TRAINER_VERSION = "1"
 RPT_TRAINER_VERSION = "1"
 """Version of our mapping onto the trainer backends (algorithms, rewards, checkpoints); in train job ids."""
-REPORT_VERSION = "3"
+REPORT_VERSION = "4"
 """Version of the report (tables, statistics, warnings); in aggregate ids, so a stored report is redone.
-3: the report folder holds `metrics.json` (headline metrics), so `track sync` rebuilds the parent run."""
+3: the report folder holds `metrics.json` (headline metrics), so `track sync` rebuilds the parent run.
+4: the report opens with its answer, pooled gains carry intervals, and `pairs.json` feeds the leaderboard."""
 PLAN_FORMAT = 2
 """Plan file format; 2 added `spec` (the key of the spec file the plan was made from)."""
 CONTENT_KEY_LENGTH = 16

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from rpt_transfer.benchmarks import Domain
 from rpt_transfer.errors import SpecError
@@ -202,9 +202,14 @@ class ScoringSpec(_Strict):
         return self.model_dump(mode="json", exclude_defaults=True)
 
 
+RESERVED_STUDY_NAMES = ("leaderboard",)
+"""Names no study may take: `rpt-transfer/leaderboard` is the leaderboard's own MLflow experiment."""
+
+
 class _StudyBase(_Strict):
     study: str = Field(pattern=NAME_PATTERN)
     """Study name: names the MLflow experiment and the report folder."""
+
     description: str = ""
     """Free text shown in the report."""
     store: str | None = None
@@ -230,6 +235,15 @@ class _StudyBase(_Strict):
     """Sharding and placement of generation jobs."""
     scoring: ScoringSpec = ScoringSpec()
     """How score jobs treat samples they cannot score here (missing toolchains)."""
+
+    @field_validator("study")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_STUDY_NAMES:
+            raise ValueError(
+                f"'{name}' is reserved: rpt-transfer/{name} is the leaderboard's MLflow experiment"
+            )
+        return name
 
     def server_of(self, name: str) -> tuple[str | None, str, bool]:
         """Backend openai: model `name`'s base URL and served name, and whether the URL is its own.

@@ -10,14 +10,26 @@ run of a study from the store is `tracking_sync`.
 from __future__ import annotations
 
 import contextlib
+import math
 import sys
 import time
 import uuid
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 from mlflow import MlflowClient
-from mlflow.entities import Experiment, LifecycleStage, Metric, Param, Run, RunStatus, RunTag
+from mlflow.entities import (
+    DatasetInput,
+    Experiment,
+    LifecycleStage,
+    LoggedModelInput,
+    LoggedModelOutput,
+    Metric,
+    Param,
+    Run,
+    RunStatus,
+    RunTag,
+)
 from mlflow.exceptions import MlflowException
 from mlflow.protos.databricks_pb2 import RESOURCE_ALREADY_EXISTS, ErrorCode
 
@@ -37,6 +49,34 @@ _MAX_METRICS, _MAX_TAGS = 1000, 100
 """MLflow's limits per `log_batch` call: metrics, and params or tags."""
 Step = tuple[int, dict[str, float]]
 """One training step: its number and its metrics."""
+
+
+class MetricLink(NamedTuple):
+    """Ties a score run's result metrics to the logged model evaluated and the dataset it was evaluated on.
+
+    MLflow shows a metric on a logged model's page (and filters `search_logged_models` by it) only when the
+    point was logged with the model's id; the dataset's name and digest group it per benchmark there.
+    """
+
+    model_id: str
+    dataset_name: str
+    dataset_digest: str
+    linked: dict[str, float]
+    """What the model holds already from this run: metric -> its latest value."""
+
+    def lacks(self, key: str, value: float) -> bool:
+        """Whether the model lacks this value from the run. NaN is never linked: MLflow stores it as 0."""
+        return not math.isnan(value) and not same_value(self.linked.get(key), value)
+
+    def fields(self, value: float) -> dict[str, str]:
+        """The `Metric` fields that link one point (none for NaN)."""
+        if math.isnan(value):
+            return {}
+        return {
+            "model_id": self.model_id,
+            "dataset_name": self.dataset_name,
+            "dataset_digest": self.dataset_digest,
+        }
 
 
 def experiment_name(study: str) -> str:
@@ -178,21 +218,60 @@ class Tracker:
                 "`rpt-transfer track sync STUDY.yaml` to rebuild it from the store"
             )
 
-    def log_metrics(self, run: Run, metrics: dict[str, float]) -> None:
+    def log_metrics(self, run: Run, metrics: dict[str, float], link: MetricLink | None = None) -> None:
         """Results at step 0, only where the latest value differs, so repeats add no points.
 
         A point's time is one every writer of the run computes alike (the run's start, or just after the
-        key's newest point), so two writers logging the same value at once log one point, not two.
+        key's newest point), so two writers logging the same value at once log one point, not two. With a
+        `link`, points carry the logged model and dataset; a value the run holds but the model lacks is
+        logged again as the very point the run holds (same time), which adds it to the model only.
         """
         points = []
-        for key, value in metrics.items():
-            if run.data.metrics.get(key) == float(value):
+        for key, raw in metrics.items():
+            value = float(raw)
+            held = key in run.data.metrics and same_value(run.data.metrics[key], value)
+            if held and (link is None or not link.lacks(key, value)):
                 continue
             when = run.info.start_time
-            if key in run.data.metrics:  # a new value: after the old ones, so it is the latest
-                when = 1 + max(p.timestamp for p in self.client.get_metric_history(run.info.run_id, key))
-            points.append(Metric(key, float(value), when, 0))
+            if key in run.data.metrics:  # a new value goes after the old ones, so it is the latest
+                newest = max(p.timestamp for p in self.client.get_metric_history(run.info.run_id, key))
+                when = newest if held else newest + 1
+            points.append(Metric(key, value, when, 0, **(link.fields(value) if link is not None else {})))
         self._batch(run.info.run_id, metrics=points)
+
+    def log_inputs(self, run: Run, dataset: DatasetInput, model_id: str, tries: int = 3) -> None:
+        """The run's dataset input and logged-model input, each once, however many writers log at once.
+
+        The server adds a dataset it holds already (same name and digest) only as a link, but two writers
+        adding a new one at once (two score runs of one benchmark, or two syncs of one run) make one of them
+        fail on the dataset's unique key; the dataset is then there, and only what is still missing is
+        logged again.
+        """
+        for attempt in range(tries):
+            datasets, models = _missing_inputs(run, dataset, model_id)
+            if not datasets and not models:
+                return
+            try:
+                self.client.log_inputs(run.info.run_id, datasets=datasets or None, models=models or None)
+                return
+            except MlflowException:
+                if attempt == tries - 1:
+                    raise
+                run = self.client.get_run(run.info.run_id)
+
+    def log_model_output(self, run: Run, model_id: str, step: int) -> None:
+        """Name a logged model as the run's output (a train run and the checkpoint it made), once."""
+
+        def has(now: Run) -> bool:
+            return any(out.model_id == model_id for out in (now.outputs.model_outputs if now.outputs else []))
+
+        if has(run):
+            return
+        try:
+            self.client.log_outputs(run.info.run_id, [LoggedModelOutput(model_id, step)])
+        except MlflowException:  # another writer linked it a moment ago: the server refuses a second link
+            if not has(self.client.get_run(run.info.run_id)):
+                raise
 
     def logged_steps(self, run: Run) -> dict[str, set[int]]:
         """Per metric, the steps its history already holds."""
@@ -243,6 +322,16 @@ class Tracker:
     def get_run(self, run_id: str) -> Run:
         """The run as the server holds it now."""
         return self.client.get_run(run_id)
+
+    def active_run(self, run_id: str) -> Run | None:
+        """The run if it exists and is active on this server, else None."""
+        return self._claims.live_run(run_id)
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        """Take turns with the other processes of this machine on a SQLite file (no-op for a server)."""
+        with exclusive(self._lock_path):
+            yield
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run (MLflow keeps it in the trash until `mlflow gc`)."""
@@ -329,6 +418,22 @@ class Tracker:
             token = page.token
             if not token:
                 return sorted(runs, key=lambda run: (run.info.start_time, run.info.run_id))
+
+
+def same_value(logged: float | None, value: float) -> bool:
+    """Whether a logged metric value is `value` (NaN is NaN: the server keeps NaN as NaN)."""
+    return logged is not None and (logged == value or (math.isnan(logged) and math.isnan(value)))
+
+
+def _missing_inputs(
+    run: Run, dataset: DatasetInput, model_id: str
+) -> tuple[list[DatasetInput], list[LoggedModelInput]]:
+    """The dataset and model inputs `run` does not hold yet."""
+    inputs = run.inputs
+    held = {(d.dataset.name, d.dataset.digest) for d in (inputs.dataset_inputs if inputs else [])}
+    models = {m.model_id for m in ((inputs.model_inputs or []) if inputs else [])}
+    datasets = [dataset] if (dataset.dataset.name, dataset.dataset.digest) not in held else []
+    return datasets, [LoggedModelInput(model_id)] if model_id not in models else []
 
 
 def workflow_running(run: Run) -> bool:

@@ -14,12 +14,16 @@ created with the `pending` claim tag and gets its job's tags only after its clai
 between the two steps leaves an empty pending run, never a second run of the job (`track sync` removes
 pending runs older than an hour). The experiment uid comes from the experiment itself (a tag set when it
 is created), so two servers, or a server rebuilt empty, never share claims. See docs/mlflow.md.
+
+A study's logged models (one per evaluated model, `tracking_models`) are claimed the same way, under
+`model-<hash of the model's identity>` beside the jobs' claims, as `{"model_id": "..."}`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
+from typing import Generic, TypeVar
 
 from mlflow import MlflowClient
 from mlflow.entities import Experiment, LifecycleStage, Run
@@ -37,6 +41,7 @@ UID_TAG = "rpt_transfer.experiment_uid"
 """Experiment tag set when the experiment is created; names the experiment's claims in the store."""
 MAX_ROUNDS = 20
 """Claims one lookup may try; each lost round means another writer claimed, so this is never reached."""
+T = TypeVar("T")
 
 
 def experiment_uid(experiment: Experiment) -> str:
@@ -49,50 +54,74 @@ def claims_prefix(study: str, experiment: Experiment, name: str) -> str:
     return f"{CLAIMS_ROOT}/{study}/{experiment_uid(experiment)}/{name}"
 
 
-class RunClaims:
-    """Finds or creates the one run of a name in an experiment, arbitrated by exclusive creates in a store."""
+class Claims(Generic[T]):
+    """Finds or creates the one MLflow object (a run, a logged model) a claim folder names in a store."""
 
-    def __init__(self, store: Store, client: MlflowClient) -> None:
-        """Claims live in `store`; runs on the server `client` talks to."""
+    def __init__(
+        self, store: Store, field: str, live: Callable[[str], T | None], drop: Callable[[str], None]
+    ) -> None:
+        """Claims in `store` hold `{field: id}`; `live(id)` is the object if active, `drop(id)` deletes it."""
         self.store = store
-        self.client = client
+        self.field = field
+        self.live = live
+        self.drop = drop
 
-    def run_for(self, prefix: str, adopt: Callable[[], Run | None], create: Callable[[], str]) -> Run:
-        """The claimed active run under `prefix`; adopts `adopt()` or `create()`s one when there is none.
+    def claim(self, prefix: str, adopt: Callable[[], str | None], create: Callable[[], str]) -> T:
+        """The claimed active object under `prefix`; claims `adopt()` or a `create()`d one when there is none.
 
         Args:
             prefix: From `claims_prefix`.
-            adopt: An active run already holding the job's tags (from before claims), or None.
-            create: Creates a run tagged as pending and returns its id.
+            adopt: The id of an active object already tagged as this one (made before claims), or None.
+            create: Creates an object tagged as pending and returns its id.
         """
         for _ in range(MAX_ROUNDS):
-            number, run_id = self.latest(prefix)
-            run = self.live(run_id) if run_id else None
-            if run is not None:
-                return run
+            number, found_id = self.latest(prefix)
+            found = self.live(found_id) if found_id else None
+            if found is not None:
+                return found
             candidate = adopt()
             created = candidate is None
-            candidate_id = create() if candidate is None else candidate.info.run_id
+            candidate_id = create() if candidate is None else candidate
             claim = f"{prefix}/{number + 1:06d}.json"
-            if self.store.create_exclusive(claim, json.dumps({"run_id": candidate_id}).encode()):
-                return self.client.get_run(candidate_id)
-            if created:  # another writer's claim won: its run is the job's, ours must not linger
-                self.client.delete_run(candidate_id)
+            if self.store.create_exclusive(claim, json.dumps({self.field: candidate_id}).encode()):
+                won = self.live(candidate_id)
+                if won is not None:
+                    return won
+            elif created:  # another writer's claim won: its object is the one, ours must not linger
+                self.drop(candidate_id)
         raise TrackingError(
-            f"{self.store.key_uri(prefix)}: no run claimed in {MAX_ROUNDS} rounds: claimed runs keep "
-            "disappearing from the MLflow server; check that nothing deletes runs while jobs log"
+            f"{self.store.key_uri(prefix)}: nothing claimed in {MAX_ROUNDS} rounds: claimed MLflow objects "
+            "keep disappearing from the server; check that nothing deletes runs or models while jobs log"
         )
 
     def latest(self, prefix: str) -> tuple[int, str | None]:
-        """The highest claim number under `prefix` (-1 when none) and the run id it names."""
+        """The highest claim number under `prefix` (-1 when none) and the id it names."""
         claims = [key for key in self.store.list_keys(prefix) if key.endswith(".json")]
         if not claims:
             return -1, None
         last = claims[-1]  # zero-padded numbers: the last key is the highest
         number = int(last.rsplit("/", 1)[1].removesuffix(".json"))
-        return number, json.loads(self.store.read_bytes(last))["run_id"]
+        return number, json.loads(self.store.read_bytes(last))[self.field]
 
-    def live(self, run_id: str) -> Run | None:
+
+class RunClaims(Claims[Run]):
+    """The one run of a job (or of a study's parent) in an experiment."""
+
+    def __init__(self, store: Store, client: MlflowClient) -> None:
+        """Claims live in `store`; runs on the server `client` talks to."""
+        self.client = client
+        super().__init__(store, "run_id", self.live_run, client.delete_run)
+
+    def run_for(self, prefix: str, adopt: Callable[[], Run | None], create: Callable[[], str]) -> Run:
+        """The claimed active run under `prefix`; adopts `adopt()` or `create()`s one when there is none."""
+
+        def adopt_id() -> str | None:
+            run = adopt()
+            return run.info.run_id if run is not None else None
+
+        return self.claim(prefix, adopt_id, create)
+
+    def live_run(self, run_id: str) -> Run | None:
         """The run if it exists and is active; None if it was deleted or never existed on this server."""
         try:
             run = self.client.get_run(run_id)

@@ -2,10 +2,12 @@
 
 The store is the truth and MLflow a view, so every run can be made again from finished jobs' outputs: a
 score run from the score parquet, a train run from `metrics.jsonl` and `summary.json` committed with the
-checkpoint, the parent run from the aggregate job's report folder and its `metrics.json`. The jobs log
-through the same functions (a score job after its commit, a train job at its end, the aggregate job for
-the whole study), and `rpt-transfer track sync` calls `sync_study` on its own, into any server, as often as
-wanted: runs are found again by their claims, params only added, metrics only where missing or changed.
+checkpoint, the parent run from the aggregate job's report folder and its `metrics.json`. A score run also
+names its benchmark as a dataset input (`tracking_datasets`) and the model it evaluated as a logged model
+(`tracking_models`), whose page shows the run's result metrics. The jobs log through the same functions (a
+score job after its commit, a train job at its end, the aggregate job for the whole study), and
+`rpt-transfer track sync` calls `sync_study` on its own, into any server, as often as wanted: runs and
+models are found again by their claims, params only added, metrics only where missing or changed.
 """
 
 from __future__ import annotations
@@ -30,8 +32,10 @@ from rpt_transfer.jobs.score import SUMMARY_METRICS, summarise
 from rpt_transfer.jobs.train_metrics import METRICS_FILE, SUMMARY_FILE, from_jsonl
 from rpt_transfer.plan import Job, Plan
 from rpt_transfer.store import Store
-from rpt_transfer.tracking import PARENT_TAG, Tracker, open_tracker
+from rpt_transfer.tracking import PARENT_TAG, Tracker, open_tracker, same_value
 from rpt_transfer.tracking_claims import CLAIM_TAG, PENDING, RunClaims, claims_prefix
+from rpt_transfer.tracking_datasets import dataset_input
+from rpt_transfer.tracking_models import Evaluated, LoggedModels, model_spec
 from rpt_transfer.tracking_runs import (
     generation_tags,
     score_params,
@@ -60,6 +64,8 @@ class Synced:
     report: bool = False
     points: int = 0
     removed: int = 0
+    models: int = 0
+    """Logged models the score runs link to (one per evaluated model)."""
 
 
 def sync_study_file(path: Path, tracking_uri: str | None) -> Synced:
@@ -89,7 +95,7 @@ def sync_study(
 
     Score runs get their summaries from all score rows at once (`score_summaries`): `scores`, the rows the
     caller holds already (the aggregate job's `jobs.aggregate.read_scores`), else read here the same way.
-    Runs that hold everything already are left alone (`CurrentRuns`).
+    Runs that hold everything already are left alone (`CurrentRuns`); each logged model is found once.
     """
     synced = Synced(tracker.uri, plan.study)
     parent = tracker.study_run(plan.study)
@@ -98,19 +104,24 @@ def sync_study(
         scores = read_scores(plan, store, finished) if finished else None
     summaries = score_summaries(plan, scores) if scores is not None else {}
     current = CurrentRuns(tracker, store, plan.study)
+    models = LoggedModels(tracker, store, plan.study)
+    trained: dict[str, Run] = {}  # train job id -> its run, the source run of the checkpoint's model
     for job in plan.jobs:
         if job.kind not in ("train", "score"):
             continue
         if not store.is_done(job.key):
             synced.not_done += 1
         elif job.kind == "train":
-            synced.points += sync_train(tracker, plan, store, job, parent)
+            trained[job.id], added = _sync_train(tracker, plan, store, job, parent)
+            synced.points += added
             synced.train += 1
         else:
             metrics = summaries.get(job.id) or score_metrics(store, job)
-            if not current.holds(score_run_state(plan, job, parent, metrics)):
-                sync_score(tracker, plan, store, job, parent, metrics)
+            evaluated = evaluation(tracker, plan, store, job, parent, models, trained)
+            if not current.holds(score_run_state(plan, job, parent, metrics, evaluated)):
+                sync_score(tracker, plan, store, job, parent, metrics, evaluated)
             synced.score += 1
+    synced.models = models.found
     aggregate = next(job for job in plan.jobs if job.kind == "aggregate")
     if report_dir is not None:
         sync_report(tracker, parent, report_dir)
@@ -120,18 +131,66 @@ def sync_study(
             sync_report(tracker, parent, store.download(aggregate.key, Path(tmp)))
         synced.report = True
     synced.removed = remove_leftovers(tracker, plan.study, {job.id for job in plan.jobs})
+    models.remove_pending(STALE_PENDING_S)
     return synced
 
 
 def sync_score(
-    tracker: Tracker, plan: Plan, store: Store, job: Job, parent_run_id: str, metrics: dict | None = None
+    tracker: Tracker,
+    plan: Plan,
+    store: Store,
+    job: Job,
+    parent_run_id: str,
+    metrics: dict | None = None,
+    evaluated: Evaluated | None = None,
 ) -> str:
-    """The run of one finished score job: params, tags, and its summary metrics (read from the store)."""
+    """The run of one finished score job: params, tags, inputs, and its summary metrics (from the store).
+
+    Its inputs are the benchmark's dataset and the evaluated model's logged model, and its metrics are
+    linked to both (`evaluated`, found here when the caller has not found it already).
+    """
     run = _job_run(tracker, plan, job, parent_run_id, "result")
     tracker.set_tags(run.info.run_id, generation_tags(store, plan, job))
-    tracker.log_metrics(run, score_metrics(store, job) if metrics is None else metrics)
+    if evaluated is None:
+        evaluated = evaluation(
+            tracker, plan, store, job, parent_run_id, LoggedModels(tracker, store, plan.study)
+        )
+    tracker.log_inputs(run, evaluated.dataset, evaluated.model.model_id)
+    metrics = score_metrics(store, job) if metrics is None else metrics
+    tracker.log_metrics(run, metrics, evaluated.link(run.info.run_id))
     tracker.set_status(run, "FINISHED")
     return run.info.run_id
+
+
+def evaluation(
+    tracker: Tracker,
+    plan: Plan,
+    store: Store,
+    job: Job,
+    parent_run_id: str,
+    models: LoggedModels,
+    trained: dict[str, Run] | None = None,
+) -> Evaluated:
+    """The logged model and dataset input of a score job; a trained model's train run is its source run.
+
+    `trained` holds the train runs this sync has synced already; a train run not there is found through its
+    claim, or (the train job is done, but no run was ever logged) synced from the store first.
+    """
+    spec = model_spec(plan, job)
+
+    def source() -> Run | None:
+        train = spec.train_job
+        if train is None:
+            return None
+        if trained is not None and train.id in trained:
+            return trained[train.id]
+        claimed = tracker.claimed_run_id(plan.study, train.id)
+        run = tracker.active_run(claimed) if claimed is not None else None
+        if run is None and store.is_done(train.key):
+            run = _sync_train(tracker, plan, store, train, parent_run_id)[0]
+        return run
+
+    return Evaluated(models.model_for(spec, source), dataset_input(job.inputs["benchmark"]), models)
 
 
 def score_metrics(store: Store, job: Job) -> dict[str, float]:
@@ -154,14 +213,18 @@ class RunState(NamedTuple):
     params: dict[str, str]
     metrics: dict[str, float]
     status: str
+    evaluated: Evaluated | None = None
+    """A score run's dataset input and logged model, with its metrics linked to them."""
 
 
-def score_run_state(plan: Plan, job: Job, parent_run_id: str, metrics: dict[str, float]) -> RunState:
+def score_run_state(
+    plan: Plan, job: Job, parent_run_id: str, metrics: dict[str, float], evaluated: Evaluated | None = None
+) -> RunState:
     """What `sync_score` writes: the tags `Tracker.job_run` sets (the claim tag aside), params, metrics."""
     tags = {**score_tags(plan, job), "job_id": job.id, "study": plan.study, "run_type": "result"}
     tags[PARENT_TAG] = parent_run_id
     params = {key: str(value) for key, value in score_params(plan, job).items()}
-    return RunState(job.id, score_run_name(job), tags, params, metrics, "FINISHED")
+    return RunState(job.id, score_run_name(job), tags, params, metrics, "FINISHED", evaluated)
 
 
 class CurrentRuns:
@@ -181,7 +244,7 @@ class CurrentRuns:
         self.runs = {run.info.run_id: run for run in tracker.find_runs(study)}
 
     def holds(self, state: RunState) -> bool:
-        """Whether the job's claimed run (active) holds the state's name, tags, params and metrics."""
+        """Whether the job's claimed run (active) holds the state's name, tags, params, metrics and inputs."""
         prefix = claims_prefix(self.study, self.experiment, state.job_id)
         run = self.runs.get(self.claims.latest(prefix)[1] or "")
         if run is None:
@@ -192,7 +255,8 @@ class CurrentRuns:
             and run.info.status == state.status
             and all(data.tags.get(key) == str(value) for key, value in tags.items())
             and all(data.params.get(key) == value for key, value in state.params.items())
-            and all(data.metrics.get(key) == float(value) for key, value in state.metrics.items())
+            and all(same_value(data.metrics.get(key), float(value)) for key, value in state.metrics.items())
+            and (state.evaluated is None or state.evaluated.holds(run, state.metrics))
         )
 
 
@@ -267,6 +331,11 @@ def fail_train_run(live: LiveRun, metrics: dict[str, float]) -> None:
 
 def sync_train(tracker: Tracker, plan: Plan, store: Store, job: Job, parent_run_id: str) -> int:
     """The run of one finished train job: per-step histories and summary; returns metric points added."""
+    return _sync_train(tracker, plan, store, job, parent_run_id)[1]
+
+
+def _sync_train(tracker: Tracker, plan: Plan, store: Store, job: Job, parent_run_id: str) -> tuple[Run, int]:
+    """`sync_train`, also returning the run (as found before this sync wrote its metrics and status)."""
     run = train_run(tracker, plan, job, parent_run_id)
     manifest = store.manifest(job.key)
     assert manifest is not None, f"{job.key} is not done"
@@ -281,7 +350,7 @@ def sync_train(tracker: Tracker, plan: Plan, store: Store, job: Job, parent_run_
         # A key with a step history keeps it: a value at step 0 would become neither latest nor history.
         tracker.log_metrics(run, {k: v for k, v in summary.items() if k not in stepped})
     tracker.set_status(run, "FINISHED")
-    return added
+    return run, added
 
 
 def sync_report(tracker: Tracker, parent_run_id: str, report_dir: Path) -> None:

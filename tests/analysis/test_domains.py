@@ -10,22 +10,22 @@ from rpt_transfer.analysis.domains import ALL_PAIRS, domain_effects, grouped_mat
 from rpt_transfer.analysis.tables import PairInfo
 
 
-def effect(pair, benchmark, domain, seen, n, base, rpt, *, algorithm="grpo", backbone="b"):
+def effect(pair, benchmark, domain, seen, n, base, rpt, *, algorithm="grpo", backbone="b", se=0.02):
     return {
         "pair": pair, "algorithm": algorithm, "backbone": backbone, "benchmark": benchmark,
         "benchmark_domain": domain, "seen": seen, "n_items": n, "base_accuracy": base, "rpt_accuracy": rpt,
-        "delta": rpt - base, "relative_delta": (rpt - base) / base if base else float("nan"),
+        "delta": rpt - base, "delta_se": se, "relative_delta": (rpt - base) / base if base else float("nan"),
         "rpt_correct": rpt * n, "rpt_samples": n, "base_correct": base * n, "base_samples": n,
     }  # fmt: skip
 
 
 EFFECTS = pd.DataFrame(
     [
-        effect("p", "m1", "math", "seen", 100, 0.5, 0.6),
-        effect("p", "m2", "math", "seen", 300, 0.2, 0.3),
-        effect("p", "c1", "code", "unseen", 50, 0.4, 0.42),
-        effect("p", "k1", "knowledge", "unseen", 200, 0.5, 0.45),
-        effect("q", "m1", "math", "unseen", 100, 0.5, 0.5, algorithm="ppo"),
+        effect("p", "m1", "math", "seen", 100, 0.5, 0.6, se=0.03),
+        effect("p", "m2", "math", "seen", 300, 0.2, 0.3, se=0.02),
+        effect("p", "c1", "code", "unseen", 50, 0.4, 0.42, se=0.06),
+        effect("p", "k1", "knowledge", "unseen", 200, 0.5, 0.45, se=0.04),
+        effect("q", "m1", "math", "unseen", 100, 0.5, 0.5, algorithm="ppo", se=0.05),
         effect("q", "c1", "code", "seen", 50, 0.4, 0.38, algorithm="ppo"),
     ]
 )
@@ -45,6 +45,41 @@ def test_weighted_and_unweighted_domain_deltas() -> None:
     assert everyone["delta_weighted"] == pytest.approx((50 * 0.02 + 200 * -0.05 + 0) / 350)
     assert everyone["delta_unweighted"] == pytest.approx(((0.02 - 0.05) / 2 + 0.0) / 2)  # each pair once
     assert table.loc[("p", "domain:math"), "n_benchmarks"] == 2
+
+
+Z95 = 1.959963984540054  # the standard normal's 97.5th percentile, written out
+
+
+def test_weighted_delta_interval_by_hand() -> None:
+    """SE of an item-weighted mean of independent benchmarks: sqrt(sum n^2 se^2) / sum n; normal 95 %."""
+    table = domain_effects(EFFECTS).set_index(["pair", "group"])
+    seen = table.loc[("p", "seen")]
+    se = math.sqrt(100**2 * 0.03**2 + 300**2 * 0.02**2) / 400  # = sqrt(45) / 400
+    assert seen["delta_weighted_se"] == pytest.approx(0.016770509831248424)
+    assert seen["delta_weighted_se"] == pytest.approx(se)
+    assert seen["delta_weighted_low"] == pytest.approx(0.1 - Z95 * se)
+    assert seen["delta_weighted_high"] == pytest.approx(0.1 + Z95 * se)
+    everyone = table.loc[(ALL_PAIRS, "unseen")]  # every pair x benchmark cell, weighted by its items
+    se = math.sqrt(50**2 * 0.06**2 + 200**2 * 0.04**2 + 100**2 * 0.05**2) / 350
+    delta = (50 * 0.02 + 200 * -0.05 + 0) / 350
+    assert everyone["delta_weighted_se"] == pytest.approx(se)
+    assert (everyone["delta_weighted_low"], everyone["delta_weighted_high"]) == pytest.approx(
+        (delta - Z95 * se, delta + Z95 * se)
+    )
+    one = table.loc[("q", "domain:code")]  # one benchmark: its own paired SE
+    assert one["delta_weighted_se"] == pytest.approx(0.02)
+    assert list(table.columns[:8]) == ["n_benchmarks", "n_items", "delta_weighted", "delta_weighted_se",
+                                       "delta_weighted_low", "delta_weighted_high", "delta_unweighted",
+                                       "mean_relative_delta"]  # fmt: skip
+
+
+def test_weighted_delta_interval_is_unknown_when_a_benchmark_lacks_a_standard_error() -> None:
+    effects = pd.DataFrame([effect("z", "m1", "math", "seen", 1, 0.0, 1.0, se=float("nan")),
+                            effect("z", "m2", "math", "seen", 50, 0.2, 0.3)])  # fmt: skip
+    row = domain_effects(effects).set_index("group").loc["seen"]
+    assert row["delta_weighted"] == pytest.approx((1 * 1.0 + 50 * 0.1) / 51)
+    assert math.isnan(row["delta_weighted_se"]) and math.isnan(row["delta_weighted_low"])
+    assert math.isnan(row["delta_weighted_high"])
 
 
 def test_transferability_index_and_its_undefined_cases() -> None:

@@ -44,6 +44,7 @@ PAIRS = [
     ]
 ]
 RESAMPLES = 2_000
+Z95 = 1.959963984540054  # the standard normal's 97.5th percentile
 
 
 def make_scores() -> pd.DataFrame:
@@ -168,9 +169,11 @@ def pooled(cells: list[dict]) -> dict:
                [e["base_correct"], e["base_samples"] - e["base_correct"]]] for e in cells]  # fmt: skip
     odds, p = cmh_by_hand(tables)
     relative = [e["relative_delta"] for e in cells if not np.isnan(e["relative_delta"])]
+    weighted = sum(e["n_items"] * e["delta"] for e in cells) / n
+    se = np.sqrt(sum((e["n_items"] * e["delta_se"]) ** 2 for e in cells)) / n  # independent benchmarks
     return {
-        "n_benchmarks": len(cells), "n_items": n,
-        "delta_weighted": sum(e["n_items"] * e["delta"] for e in cells) / n,
+        "n_benchmarks": len(cells), "n_items": n, "delta_weighted": weighted, "delta_weighted_se": se,
+        "delta_weighted_low": weighted - Z95 * se, "delta_weighted_high": weighted + Z95 * se,
         "delta_unweighted": sum(e["delta"] for e in cells) / len(cells),
         "mean_relative_delta": sum(relative) / len(relative) if relative else float("nan"),
         "cmh_odds_ratio": odds, "cmh_p_value": p,
@@ -283,8 +286,11 @@ def test_transferability_and_headline_metrics(paper) -> None:
             )
     assert metrics["n_pairs"] == 18
     html = (out / "report.html").read_text()
-    assert f'<td>cmh_odds_ratio_seen</td><td class="num">{metrics["cmh_odds_ratio_seen"]:.3g}</td>' in html
-    assert f"{metrics['mean_delta_unseen']:+.3f}" in html
+    odds = (
+        f'<td class="num">{metrics["cmh_odds_ratio_seen"]:.3g}</td><td><code class="key">cmh_odds_ratio_seen'
+    )
+    assert "<tr><td>Odds ratio on trained domains (CMH)<span" in html and odds in html
+    assert f"{metrics['mean_delta_unseen'] * 100:+.1f}</td>" in html  # headline deltas are in points
 
 
 def shown(value: float, fmt: str) -> str:
@@ -296,6 +302,7 @@ def test_markdown_shows_the_independently_computed_numbers(paper) -> None:
     md = (out / "report.md").read_text()
     for (pair, group), d in want["domains"].items():
         row = (f"| {pair} | {group} | {d['n_benchmarks']} | {d['n_items']} | {d['delta_weighted']:+.3f} | "
+               f"{d['delta_weighted_se']:.3f} | {d['delta_weighted_low']:+.3f} | {d['delta_weighted_high']:+.3f} | "
                f"{d['delta_unweighted']:+.3f} | {shown(d['mean_relative_delta'], '{:+.1%}')} | "
                f"{d['cmh_odds_ratio']:.3f} | {d['cmh_p_value']:.3g} |")  # fmt: skip
         assert row in md, row

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from test_policies import PAIR, format_only_gain
 from test_tables import PAIRS, study_scores
 
 from rpt_transfer.analysis import accuracy_heatmap, delta_heatmap, write_report
+from rpt_transfer.analysis.answer import answer_for
+from rpt_transfer.analysis.headline import headline_label
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 PROVENANCE = {
@@ -145,7 +148,9 @@ def test_report_without_pairs_still_renders(tmp_path):
     result = write_report(study="demo", scores=study_scores(), pairs=[], provenance={}, out_dir=tmp_path)
     assert "mean_delta_seen" not in result.metrics
     assert (tmp_path / "delta_heatmap.png").read_bytes().startswith(PNG_MAGIC)
-    assert "_No rows._" in (tmp_path / "report.md").read_text()
+    md = (tmp_path / "report.md").read_text()
+    assert "_No rows._" in md
+    assert md.startswith("# RPT transfer report: demo\n\n**No RPT model was compared with its base")
 
 
 def test_scores_of_another_study_are_rejected(tmp_path):
@@ -186,6 +191,9 @@ def test_interventional_report_adds_matrices_per_algorithm_and_backbone(tmp_path
     assert {"transfer_by_algorithm.png", "transfer_by_backbone.png"} <= names
     html = (tmp_path / "report.html").read_text()
     assert "<h3>Per algorithm</h3>" in html and "<h3>Per backbone</h3>" in html
+    opening = html.split("<body>", 1)[1].split("<h2>", 1)[0]  # interventional studies get the answer too
+    assert 'id="answer">The RPT models showed no clear gain' in opening
+    assert "Study kind: interventional." in opening
     assert len(re.findall(r'src="data:image/png;base64,', html)) == len(FIGURES) + 2
     by_algorithm = pd.read_csv(tmp_path / "transfer_by_algorithm.csv")
     assert sorted(by_algorithm["value"].unique()) == ["grpo", "ppo"]
@@ -221,3 +229,102 @@ def test_extra_warnings_come_first(tmp_path):
     )  # fmt: skip
     assert result.warnings[0] == "2 of 6 score jobs are not finished"
     assert result.metrics["n_warnings"] == 4
+
+
+def test_both_reports_open_with_the_answer_before_anything_else(report):
+    out_dir, _ = report
+    answer = answer_for(pd.read_parquet(out_dir / "domains.parquet"))
+    assert answer.verdict == "no_trained_gain"  # +33.3 points on trained domains, but CMH p = 0.24
+    html = (out_dir / "report.html").read_text()
+    body = html.split("<body>", 1)[1]
+    assert body.index(f'<p class="answer" id="answer">{answer.sentence}</p>') < body.index("<table")
+    assert body.index("<h1>") < body.index('id="answer"') < body.index("<h2>")  # right under the title
+    assert f'<p class="evidence">{answer.evidence}</p>' in html
+    md = (out_dir / "report.md").read_text()
+    assert md.startswith(f"# RPT transfer report: demo\n\n**{answer.sentence}**\n\n{answer.evidence}\n\n")
+    assert md.index(answer.sentence) < md.index("## Warnings") < md.index("| ")
+
+
+def test_the_answer_quotes_the_domains_table(report):
+    out_dir, _ = report
+    domains = pd.read_csv(out_dir / "domains.csv")
+    pooled = domains[domains["pair"] == "all pairs"].set_index("group")
+    md = (out_dir / "report.md").read_text()
+    for name, group in (("trained domains", "seen"), ("other domains", "unseen")):
+        row = pooled.loc[group]
+        text = (f"{name} {row['delta_weighted'] * 100:+.1f} points (95% CI {row['delta_weighted_low'] * 100:+.1f} "
+                f"to {row['delta_weighted_high'] * 100:+.1f})")  # fmt: skip
+        assert text in md.split("\n")[4], text
+    assert "trained domains +33.3 points (95% CI +0.7 to +66.0), CMH odds ratio 5.00, p = 0.24;" in md
+    # the domain table shows the interval next to the item-weighted delta
+    assert (
+        "| all pairs | seen | 1 | 3 | +0.333 | 0.167 | +0.007 | +0.660 | +0.333 | +66.7% | 5.000 | 0.241 |"
+        in md
+    )
+
+
+def test_headline_shows_labels_and_keeps_the_key_small(report):
+    out_dir, _ = report
+    html = (out_dir / "report.html").read_text()
+    assert "<td>delta_weighted_seen</td>" not in html and "<td>n_pairs</td>" not in html
+    assert (
+        '<tr><td>Gain on trained domains (points, item-weighted)<span class="explain">RPT minus base accuracy '
+        "over the benchmarks of the domains the RPT data covered, each benchmark weighted by its items.</span>"
+        '</td><td class="num">+33.3 (95% CI +0.7 to +66.0)</td><td><code class="key">delta_weighted_seen</code>'
+    ) in html
+    md = (out_dir / "report.md").read_text()
+    assert "| metric | value | what it is | key |" in md
+    assert (
+        "| Gain on other domains (points, each pair once) | -8.3 | " in md and "| `mean_delta_unseen` |" in md
+    )
+    assert "| RPT/base pairs compared | 2 | RPT models compared with their base models. | `n_pairs` |" in md
+    assert (
+        "| Odds ratio on trained domains (CMH), flexible scoring | 5 | Pooled Mantel-Haenszel odds of a correct "
+        "sample, RPT over base, on the trained domains' benchmarks; above 1 favours RPT. Scored by the flexible "
+        "policy. | `cmh_odds_ratio_seen_flexible` |"
+    ) in md
+
+
+def test_every_metric_the_study_writes_has_a_label(report, tmp_path):
+    _, result = report
+    policies = write_report(
+        study="demo", scores=format_only_gain(), pairs=[PAIR], provenance={}, out_dir=tmp_path
+    )
+    keys = {*result.metrics, *policies.metrics}
+    assert {
+        "transfer_flexible/rpt-math/code/delta",
+        "format_rate/rpt/arith",
+        "delta_unseen/rpt2-code",
+    } <= keys
+    unlabelled = [key for key in keys if headline_label(key) == (key, "")]
+    assert not unlabelled
+
+
+@pytest.mark.parametrize(
+    ("key", "label"),
+    [
+        ("ti/rpt-math", "Transferability Index of rpt-math"),
+        ("ti_flexible/rpt-math", "Transferability Index of rpt-math, flexible scoring"),
+        ("transfer/p/code/delta", "Gain of p on code (points)"),
+        ("delta/p/gsm8k", "Gain of p on gsm8k (points)"),
+        ("delta_unseen_flexible/p", "Gain of p on other domains (points, benchmarks once), flexible scoring"),
+        ("format_rate/rpt/arith", "Answers in the stated format, rpt on arith"),
+        ("transfer/p/code/odds", "transfer/p/code/odds"),  # unknown shape: the key itself
+        ("something_flexible", "something_flexible"),
+        ("_flexible", "_flexible"),
+    ],
+)
+def test_labels_match_key_shapes(key, label):
+    assert headline_label(key)[0] == label
+
+
+def test_flexible_answer_is_shown_where_it_differs(tmp_path):
+    write_report(study="demo", scores=format_only_gain(), pairs=[PAIR], provenance={}, out_dir=tmp_path)
+    md = (tmp_path / "report.md").read_text()
+    assert md.startswith(
+        "# RPT transfer report: demo\n\n**The gains transferred in this study: the RPT model"
+    )
+    assert "Flexible scoring answers differently: The RPT model showed no clear gain" in md
+    same = tmp_path / "same"
+    write_report(study="demo", scores=study_scores(), pairs=PAIRS, provenance={}, out_dir=same)
+    assert "Flexible scoring answers differently" not in (same / "report.md").read_text()

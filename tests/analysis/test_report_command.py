@@ -74,6 +74,18 @@ def test_report_compares_studies_side_by_side(tmp_path, monkeypatch, capsys) -> 
     assert headline.loc["mean_delta_seen"].tolist() == pytest.approx([0.5, 0.0])
     html = (out_dir / "compare.html").read_text()
     assert 'href="mini/report.html"' in html and "data:image/png;base64," in html
+    assert "<td>mean_delta_seen</td>" not in html  # labels first, the key small beside them
+    assert '<tr><td>Gain on trained domains (points, each pair once)<span class="explain">' in html
+    assert (
+        '<td class="num">+50.0</td><td class="num">+0.0</td><td><code class="key">mean_delta_seen</code>'
+        in html
+    )
+    md = (out_dir / "compare.md").read_text()
+    assert (
+        "| metric | mini | other | key |\n| --- | ---: | ---: | --- |\n| RPT/base pairs compared | 1 | 1 | `n_pairs` |"
+        in md
+    )
+    assert "| Gain on trained domains (points, each pair once) | +50.0 | +0.0 | `mean_delta_seen` |" in md
 
 
 def test_nothing_to_report_is_one_line_and_exit_2(tmp_path, monkeypatch, capsys) -> None:

@@ -11,7 +11,10 @@ from pathlib import Path
 from typing import Any
 
 import helm_python as helm
+import typer
 import yaml
+
+from rpt_transfer import cli
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "charts" / "rpt-transfer"
@@ -112,3 +115,14 @@ def one(found: list[dict[str, Any]], kind: str, name: str) -> dict[str, Any]:
     matches = [o for o in found if o["kind"] == kind and o["metadata"]["name"] == name]
     assert len(matches) == 1, f"{len(matches)} {kind} named {name}"
     return matches[0]
+
+
+def parse_cli(argv: list[str]) -> dict[str, Any]:
+    """`rpt-transfer ARGV` parsed by the project's own CLI, not run: its parameters (a wrong option fails)."""
+    command = typer.main.get_command(cli.app)
+    context = command.context_class(command, info_name="rpt-transfer")
+    name, args = "rpt-transfer", list(argv)
+    while hasattr(command, "resolve_command"):
+        name, found, args = command.resolve_command(context, args)
+        command, context = found, found.context_class(found, info_name=name, parent=context)
+    return command.make_context(name, args, parent=context.parent).params

@@ -14,7 +14,6 @@ from typing import Any
 
 import helm_python as helm
 import pytest
-import typer
 import yaml
 from chart_render import (
     CHART,
@@ -23,6 +22,7 @@ from chart_render import (
     merged,
     objects,
     one,
+    parse_cli,
     profile_objects,
     profile_values,
     render,
@@ -37,7 +37,6 @@ from k8s_checks import (
 )
 
 from argo.argo_expr import substitute_json
-from rpt_transfer import cli
 from rpt_transfer.argo import pods, templates
 from rpt_transfer.argo import render as argo_render
 from rpt_transfer.argo.params import PARAMS
@@ -250,33 +249,12 @@ def test_each_service_account_gets_only_what_its_role_does() -> None:
     }
     assert "rayjobs" not in single  # without it, no rights on RayJobs
     assert ("argoproj.io", "workflows") not in workflow  # study pods never start Workflows
-    discovery = {
-        (g, r): set(rule["verbs"])
-        for rule in rules_of(found, "rpt-transfer-discovery")
-        for g in rule["apiGroups"]
-        for r in rule["resources"]
-    }
-    assert discovery[("argoproj.io", "workflows")] >= {"create"}
-    assert {resource for _, resource in discovery} == {
-        "workflows",
-        "workflowtemplates",
-        "workflowtaskresults",
-    }
-    assert one(found, "CronWorkflow", "rpt-transfer-discover")["spec"]["workflowSpec"][
-        "serviceAccountName"
-    ] == ("rpt-transfer-discovery")
     template = one(found, "WorkflowTemplate", templates.TEMPLATE_NAME)
     assert template["spec"]["serviceAccountName"] == templates.SERVICE_ACCOUNT
     mlflow = one(found, "Deployment", "rpt-transfer-mlflow")["spec"]["template"]["spec"]
     assert mlflow["automountServiceAccountToken"] is False
     binding = one(found, "RoleBinding", "rpt-transfer-submitter")
     assert binding["subjects"] == PROFILES["everything"][1]["submitters"]
-
-
-def test_the_cron_workflow_is_argo_v4s_form() -> None:
-    cron = one(profile_objects("everything"), "CronWorkflow", "rpt-transfer-discover")["spec"]
-    assert "schedule" not in cron and cron["schedules"] == ["0 4 * * *"]
-    assert cron["concurrencyPolicy"] == "Forbid" and cron["startingDeadlineSeconds"] == 3600
 
 
 def mlflow_container(profile: str) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -346,6 +324,33 @@ BAD_VALUES = [
         "a reward service resource key the chart does not know",
         {"reward": {"resources": {"limits": {"memory": "1Gi", "gpu": 1}}}},
         "/reward/resources/limits",
+    ),
+    (
+        "a Hub token Secret that is no object name",
+        {"discovery": {"hfTokenSecret": "HF token"}},
+        "/discovery/hfTokenSecret",
+    ),
+    ("a discovery config key the command does not know", {"discovery": {"config": {"base": []}}}, "'base'"),
+    ("a discovery config with no base", {"discovery": {"config": {"bases": []}}}, "/discovery/config/bases"),
+    (
+        "a discovery base that is no Hub id",
+        {"discovery": {"config": {"bases": [{"hub": "DeepSeek-R1"}]}}},
+        "/discovery/config/bases/0/hub",
+    ),
+    (
+        "a discovery relation the Hub does not know",
+        {"discovery": {"config": {"relations": ["child"]}}},
+        "/discovery/config/relations/0",
+    ),
+    (
+        "a discovery study template that names models",
+        {"discovery": {"config": {"study": {"models": {}}}}},
+        "/discovery/config/study/models",
+    ),
+    (
+        "a discover pod deadline under a minute",
+        {"discovery": {"activeDeadlineSeconds": 5}},
+        "/discovery/activeDeadlineSeconds",
     ),
     (
         "a malformed digest",
@@ -422,17 +427,6 @@ def test_pod_sizes_set_the_requests_of_the_pods_of_that_size() -> None:
 # ---- the reward service and the train pods that reach it ----
 
 REWARD = "rpt-transfer-reward"
-
-
-def parse_cli(argv: list[str]) -> dict[str, Any]:
-    """`rpt-transfer ARGV` parsed by the project's own CLI, not run: its parameters (a wrong option fails)."""
-    command = typer.main.get_command(cli.app)
-    context = command.context_class(command, info_name="rpt-transfer")
-    name, args = "rpt-transfer", list(argv)
-    while hasattr(command, "resolve_command"):
-        name, found, args = command.resolve_command(context, args)
-        command, context = found, found.context_class(found, info_name=name, parent=context)
-    return command.make_context(name, args, parent=context.parent).params
 
 
 def test_the_reward_service_scores_in_the_sandbox_with_no_credentials_at_all() -> None:

@@ -182,3 +182,22 @@ def test_the_command_reads_rpt_store_and_prints_what_it_removed(tmp_path: Path) 
     assert bad.returncode == 2 and bad.stderr.strip().splitlines() == [
         "error: --min-age 'soon': accepted: a number with a unit s, m, h or d (24h, 7d), or 0"
     ]
+
+
+@pytest.mark.parametrize(
+    "prefix", ["leaderboard/0123456789abcdef", "discovery/runs/20261207T040000Z-0a1b2c3d"]
+)
+def test_gc_cleans_the_leaderboard_and_the_discovery_registry_like_jobs(tmp_path: Path, prefix: str) -> None:
+    """Both commit folders with the manifest protocol, so a losing or killed attempt there is garbage too;
+    `leaderboard/latest`, outside any folder, is left alone."""
+    store = FileStore(tmp_path / "store")
+    loser = store.begin(prefix, job_id="x", kind="leaderboard", inputs={})
+    loser.put_bytes("leaderboard.json", b"the loser's")
+    with store.begin(prefix, job_id="x", kind="leaderboard", inputs={}) as winner:
+        winner.put_bytes("leaderboard.json", b"{}")
+    store.write_bytes("leaderboard/latest", prefix.encode())
+    done = collect_garbage(store, min_age=DAY, now=datetime.now(UTC) + LATER)
+    assert [r.objects for r in done.removed] == [1]
+    assert _all_keys(store) == sorted(
+        [f"{prefix}/{MANIFEST_NAME}", *store.list_keys(winner.folder), "leaderboard/latest"]
+    )

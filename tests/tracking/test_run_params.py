@@ -8,6 +8,7 @@ from conftest import tiny_study
 from rpt_transfer.plan import Plan
 from rpt_transfer.planner import make_plan
 from rpt_transfer.spec import parse_study
+from rpt_transfer.tracking_models import model_spec
 from rpt_transfer.tracking_runs import score_params, score_tags, train_params, train_run_name, train_tags
 
 
@@ -81,3 +82,40 @@ def test_names_are_tags_and_follow_a_rename() -> None:
     assert score_tags(new, trained)["checkpoint_job"] == train.id
     assert score_tags(new, trained)["pairs"] == "m2" and score_tags(new, trained)["model"] == "m2"
     assert any(job.id == train.id for job in old.jobs)  # the same training, found by its content
+
+
+def test_logged_model_identity_and_params_come_from_content_only() -> None:
+    old, new = _plan(_interventional("s", "m", "b")), _plan(_interventional("t", "m2", "b2"))
+    (train,) = [job for job in new.jobs if job.kind == "train"]
+    (pretrain,) = [job for job in new.jobs if job.kind == "pretrain"]
+    scores = {
+        job.context["model"]: job
+        for job in new.jobs
+        if job.kind == "score" and job.context["benchmark"] == "smoke_arith"
+    }
+
+    trained, base = model_spec(new, scores["m2"]), model_spec(new, scores["b2"])
+
+    assert (trained.identity, trained.model_type, trained.train_job) == (f"job:{train.id}", "trained", train)
+    assert trained.params == {
+        "model_source": "train job",
+        "revision": train.id,
+        "base_model_source": "pretrain job",
+        "base_revision": pretrain.id,
+    }
+    assert (base.identity, base.model_type, base.train_job) == (f"job:{pretrain.id}", "pretrained", None)
+    assert (
+        trained.name == "m2" and trained.tags["model"] == "m2" and trained.tags["checkpoint_job"] == train.id
+    )
+    for job in (job for job in old.jobs if job.kind == "score"):  # renamed: the same models, other names
+        renamed = next(other for other in new.jobs if other.id == job.id)
+        before, after = model_spec(old, job), model_spec(new, renamed)
+        assert (before.identity, before.params) == (after.identity, after.params)
+        assert not set(after.params.values()) & _names(new)
+
+
+def test_logged_model_names_avoid_what_mlflow_refuses() -> None:
+    plan = _plan({**_interventional("s", "m.v1", "b"), "benchmarks": ["smoke_arith"]})
+    job = next(job for job in plan.jobs if job.kind == "score" and job.context["model"] == "m.v1")
+
+    assert model_spec(plan, job).name == "m-v1" and model_spec(plan, job).tags["model"] == "m.v1"

@@ -18,9 +18,11 @@ from conftest import REPO, run_cli, write_study
 from rpt_transfer.jobs.train_metrics import METRICS_FILE, from_jsonl
 from rpt_transfer.plan_store import current_plan
 from rpt_transfer.store import Store
+from rpt_transfer.tracking import open_tracker
 from rpt_transfer.tracking_claims import CLAIM_TAG, PENDING
+from rpt_transfer.tracking_models import MODEL_TAG
 from rpt_transfer.tracking_runs import train_params
-from rpt_transfer.tracking_sync import score_metrics
+from rpt_transfer.tracking_sync import score_metrics, sync_study
 
 pytestmark = pytest.mark.slow
 ROUNDS = 5
@@ -125,6 +127,44 @@ def test_sync_rebuilds_every_run_from_the_store_idempotently(finished, mlflow_se
     for old in runs:
         new = next(run for run in again if run.info.run_id == old.info.run_id)
         assert _histories(client, new) == _histories(client, old)  # no duplicate points
+
+
+def test_trained_and_pretrained_models_are_logged_models_tied_to_their_jobs(
+    finished, mlflow_server: str
+) -> None:
+    """The trained checkpoint's logged model names its train run, which names the model as its output."""
+    spec, store = finished
+    plan = current_plan(store, _study_name(spec))
+    sync_study(open_tracker(mlflow_server, store), plan, store)
+    client = MlflowClient(mlflow_server)
+    experiment_id = client.get_experiment_by_name(f"rpt-transfer/{plan.study}").experiment_id
+    runs = {run.data.tags["job_id"]: run for run in _runs(client, plan.study) if "job_id" in run.data.tags}
+    (train,) = [job for job in plan.jobs if job.kind == "train"]
+    (pretrain,) = [job for job in plan.jobs if job.kind == "pretrain"]
+
+    def model(job_id: str):
+        (found,) = client.search_logged_models([experiment_id], f"tags.`{MODEL_TAG}` = 'job:{job_id}'")
+        return found
+
+    trained, base = model(train.id), model(pretrain.id)
+    assert trained.model_type == "trained" and base.model_type == "pretrained"
+    assert trained.params == {
+        "model_source": "train job",
+        "revision": train.id,
+        "base_model_source": "pretrain job",
+        "base_revision": pretrain.id,
+    }
+    assert trained.tags["model"] == "m" and trained.tags["checkpoint_job"] == train.id
+    assert trained.source_run_id == runs[train.id].info.run_id and not base.source_run_id
+    outputs = client.get_run(runs[train.id].info.run_id).outputs.model_outputs
+    assert [(out.model_id, out.step) for out in outputs] == [(trained.model_id, 2)]
+    for job in (job for job in plan.jobs if job.kind == "score"):
+        run = client.get_run(runs[job.id].info.run_id)
+        expected = trained if job.context["model"] == "m" else base
+        assert [given.model_id for given in run.inputs.model_inputs] == [expected.model_id]
+        (dataset,) = run.inputs.dataset_inputs  # smoke_arith: records rpt-transfer generates from a seed
+        assert dataset.dataset.source_type == "code"
+        assert dataset.dataset.digest == job.inputs["benchmark"]["data"]
 
 
 def test_two_syncs_at_once_leave_one_run_per_job(finished, mlflow_server: str) -> None:

@@ -3,12 +3,14 @@
 Importing this package does not import matplotlib; the figure functions import it when called.
 """
 
+from rpt_transfer.analysis.answer import Answer, answer_for
 from rpt_transfer.analysis.cmh import CmhResult, cmh
 from rpt_transfer.analysis.comparability import check_pairs
 from rpt_transfer.analysis.compare import write_comparison
 from rpt_transfer.analysis.domains import domain_effects, grouped_matrix, transferability
 from rpt_transfer.analysis.effect_figures import forest_plot, seen_unseen_chart
 from rpt_transfer.analysis.figures import accuracy_heatmap, delta_heatmap, matrix_heatmap
+from rpt_transfer.analysis.headline import HEADLINE_LABELS, headline_label
 from rpt_transfer.analysis.metrics import (
     Interval,
     bootstrap_ci,
@@ -37,9 +39,11 @@ from rpt_transfer.analysis.tables import (
 from rpt_transfer.analysis.transfer import benchmark_effects, paired_test, paired_tests, transfer_matrix
 
 __all__ = [
+    "HEADLINE_LABELS",
     "SEEN",
     "UNSEEN",
     "Analysis",
+    "Answer",
     "CmhResult",
     "Comparisons",
     "Interval",
@@ -48,6 +52,7 @@ __all__ = [
     "accuracy_heatmap",
     "accuracy_table",
     "analyse",
+    "answer_for",
     "benchmark_effects",
     "bootstrap_ci",
     "check_pairs",
@@ -59,6 +64,7 @@ __all__ = [
     "excluded_table",
     "forest_plot",
     "grouped_matrix",
+    "headline_label",
     "headline_metrics",
     "matrix_heatmap",
     "mean_pass_at_k",

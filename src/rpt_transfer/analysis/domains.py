@@ -9,6 +9,13 @@ Definitions (also printed in the report):
   weighs by its number of items, as the paper's count-weighted mean); `delta_unweighted`: plain mean of
   the benchmarks' deltas; `mean_relative_delta`: plain mean of the benchmarks' relative deltas, those
   with a base accuracy of 0 left out.
+- `delta_weighted_se`: the standard error of `delta_weighted`, sqrt(sum w_b^2 se_b^2) / sum w_b with
+  w_b = n_items and se_b the benchmark's paired item-level `delta_se`, since benchmarks are independent
+  samples of items; `delta_weighted_low` / `delta_weighted_high`: the normal `CONFIDENCE` (95 %) interval
+  delta_weighted -/+ z x se. It is NaN when any pooled benchmark's `delta_se` is (fewer than two items).
+  It measures item sampling only, given the pairs and benchmarks: for the "all pairs" rows it treats the
+  pairs' cells as independent too, although pairs sharing a base model or a benchmark share items, so
+  there it is narrower than an interval that allowed for that (or for the choice of pairs) would be.
 - The "all pairs" rows pool every pair: `delta_weighted` over all pair x benchmark cells, the unweighted
   and relative means as the mean of the per-pair values (each pair counts once), CMH over all cells.
 - Transferability Index (after Huan et al., 2025, arXiv:2507.00432): for a pair, ΔR_g is the mean over
@@ -20,11 +27,13 @@ Definitions (also printed in the report):
 """
 
 from collections.abc import Sequence
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
 
 from rpt_transfer.analysis.cmh import cmh
+from rpt_transfer.analysis.metrics import CONFIDENCE
 from rpt_transfer.analysis.tables import SEEN, UNSEEN, PairInfo
 
 ALL_PAIRS = "all pairs"
@@ -35,6 +44,9 @@ DOMAIN_COLUMNS = (
     "n_benchmarks",
     "n_items",
     "delta_weighted",
+    "delta_weighted_se",
+    "delta_weighted_low",
+    "delta_weighted_high",
     "delta_unweighted",
     "mean_relative_delta",
     "cmh_odds_ratio",
@@ -137,12 +149,17 @@ def grouped_matrix(effects: pd.DataFrame, pairs: Sequence[PairInfo], by: str) ->
 
 def _pooled(rows: pd.DataFrame, pair: str, label: str) -> dict:
     result = cmh(rows)
+    delta, se = _weighted(rows), _weighted_se(rows)
+    half = NormalDist().inv_cdf(0.5 + CONFIDENCE / 2) * se
     return {
         "pair": pair,
         "group": label,
         "n_benchmarks": len(rows),
         "n_items": int(rows["n_items"].sum()),
-        "delta_weighted": _weighted(rows),
+        "delta_weighted": delta,
+        "delta_weighted_se": se,
+        "delta_weighted_low": delta - half,
+        "delta_weighted_high": delta + half,
         "delta_unweighted": float(rows["delta"].mean()),
         "mean_relative_delta": _nanmean(rows["relative_delta"]),
         "cmh_odds_ratio": result.odds_ratio,
@@ -153,6 +170,17 @@ def _pooled(rows: pd.DataFrame, pair: str, label: str) -> dict:
 def _weighted(rows: pd.DataFrame) -> float:
     """Item-weighted mean delta."""
     return float(np.average(rows["delta"], weights=rows["n_items"]))
+
+
+def _weighted_se(rows: pd.DataFrame) -> float:
+    """Standard error of the item-weighted mean delta: sqrt(sum w^2 se^2) / sum w, w = n_items.
+
+    Benchmarks are independent samples of items, so their means' variances add; NaN propagates (a
+    benchmark without a standard error leaves the pooled one unknown rather than quietly smaller).
+    """
+    weights = rows["n_items"].to_numpy(dtype=float)
+    errors = rows["delta_se"].to_numpy(dtype=float)
+    return float(np.sqrt(np.sum(weights**2 * errors**2)) / weights.sum())
 
 
 def _nanmean(values: Sequence[float] | pd.Series) -> float:

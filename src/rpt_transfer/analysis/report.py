@@ -17,11 +17,14 @@ from typing import Any, NamedTuple
 import pandas as pd
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 
+from rpt_transfer.analysis.answer import answer_for
 from rpt_transfer.analysis.comparability import Settings
 from rpt_transfer.analysis.effect_figures import forest_plot, seen_unseen_chart
 from rpt_transfer.analysis.figures import accuracy_heatmap, delta_heatmap, matrix_heatmap
+from rpt_transfer.analysis.headline import headline_label, headline_rows
+from rpt_transfer.analysis.headline import headline_text as headline_text  # compare.py imports it from here
 from rpt_transfer.analysis.policies import flagged
-from rpt_transfer.analysis.report_notes import EXCLUDED_INTRO, NOTES, POLICY_INTRO
+from rpt_transfer.analysis.report_notes import ANSWER_NOTE, EXCLUDED_INTRO, NOTES, POLICY_INTRO
 from rpt_transfer.analysis.study import Analysis, analyse
 from rpt_transfer.analysis.tables import SEEN, PairInfo
 
@@ -59,6 +62,9 @@ COLUMN_FORMATS: Mapping[str, str] = {
     "delta_high": "{:+.3f}",
     "mean_delta": "{:+.3f}",
     "delta_weighted": "{:+.3f}",
+    "delta_weighted_se": "{:.3f}",
+    "delta_weighted_low": "{:+.3f}",
+    "delta_weighted_high": "{:+.3f}",
     "delta_unweighted": "{:+.3f}",
     "mean_pair_delta": "{:+.3f}",
     "relative_delta": "{:+.1%}",
@@ -85,8 +91,6 @@ COLUMN_FORMATS: Mapping[str, str] = {
     "p_value_flexible": "{:.3g}",
 }
 """How each numeric column is shown; accuracies keep three decimals so 1/3 and 0.33 differ visibly."""
-
-HEADLINE_FORMAT = "{:+.3f}"
 
 POLICY_COLUMNS = (
     "model",
@@ -218,11 +222,16 @@ def _context(
     flexible = result.flexible
     flexible_effects = flexible.effects.drop(columns=list(HIDDEN_COLUMNS))
     disagree = flagged(result.agreement).tolist()
+    answer = answer_for(result.domains)
+    flexible_answer = answer_for(flexible.domains)
     return {
         "study": study,
         "kind": kind,
+        "answer": answer,
+        "flexible_answer": flexible_answer if flexible_answer.verdict != answer.verdict else None,
+        "answer_note": ANSWER_NOTE,
         "notes": NOTES,
-        "headline": [(key, headline_text(key, value)) for key, value in metrics.items() if "/" not in key],
+        "headline": headline_rows(metrics, result.domains, flexible.domains),
         "accuracy": display_table(result.accuracy),
         "deltas": display_table(result.deltas, highlight=result.deltas["seen"].eq(SEEN).tolist()),
         "summary": display_table(result.summary, highlight=result.summary["seen"].eq(SEEN).tolist()),
@@ -259,17 +268,6 @@ def _context(
     }
 
 
-def headline_text(key: str, value: float) -> str:
-    """Deltas signed with three decimals, p-values and odds ratios compact, counts plain."""
-    if key.startswith(("mean_delta", "delta_weighted")):
-        return HEADLINE_FORMAT.format(value)
-    if key.startswith("cmh_p_value") and value == 0:
-        return "< 1e-300"  # below what the chi-square tail can represent
-    if key.startswith("cmh_"):
-        return f"{value:.3g}"
-    return f"{value:g}"
-
-
 def template_environment() -> Environment:
     """Templates from the installed package; undefined names fail, and HTML output is escaped."""
     env = Environment(
@@ -281,6 +279,7 @@ def template_environment() -> Environment:
         keep_trailing_newline=True,
     )
     env.filters["md"] = _markdown_cell
+    env.filters["label"] = headline_label
     return env
 
 

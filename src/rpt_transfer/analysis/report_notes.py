@@ -4,6 +4,7 @@ Kept apart from rendering so the text a reader sees next to the numbers is read 
 every constant it quotes comes from the module that uses it, so the text cannot drift from the code.
 """
 
+from rpt_transfer.analysis.answer import ALPHA as ANSWER_ALPHA
 from rpt_transfer.analysis.domains import MIN_TRAINED_GAIN
 from rpt_transfer.analysis.metrics import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE
 from rpt_transfer.analysis.policies import ALPHA
@@ -26,7 +27,11 @@ NOTES = (
     f"test ({PERMUTATIONS:,} sign flips, seed 0) on per-item accuracies.",
     "Domain tables: delta_weighted weighs each benchmark by its number of items, delta_unweighted and "
     "mean_relative_delta average benchmarks equally; 'all pairs' rows weigh all cells by items for "
-    "delta_weighted and average the per-pair values (each pair once) for the other two.",
+    "delta_weighted and average the per-pair values (each pair once) for the other two. "
+    "delta_weighted_se = sqrt(Σ n_b² delta_se_b²) / Σ n_b over the pooled benchmarks b (independent "
+    f"samples of items), and delta_weighted_low/high its normal {CONFIDENCE:.0%} interval. It covers item "
+    "sampling only: in 'all pairs' rows it also treats pairs as independent, although pairs sharing a base "
+    "model share items, so there it may be too narrow.",
     "CMH: one 2x2 table per pair x benchmark (rows RPT/base, columns correct/incorrect), counted over "
     "samples of the shared items; common odds ratio (Mantel-Haenszel, > 1 favours RPT) and the CMH "
     "test without continuity correction. Samples of one item are not independent, so its p-value is "
@@ -57,6 +62,14 @@ NOTES = (
     "compared, but named).",
 )
 """Scoring and aggregation policy, printed next to the numbers it shapes."""
+
+ANSWER_NOTE = (
+    f"Strict scoring. A gain (or loss) counts only where both tests agree: the CMH test at p < "
+    f"{ANSWER_ALPHA:g} with the odds ratio on that side of 1, and the item-weighted delta's "
+    f"{1 - ANSWER_ALPHA:.0%} interval on that side of 0. Without a clear gain on the trained domains "
+    "there is nothing to transfer; 'no evidence' of transfer is not evidence against it."
+)
+"""The rule behind the opening sentence, printed under it (`answer.py` has the full decision rules)."""
 
 POLICY_INTRO = (
     "Strict scoring reads the answer only where the benchmark's prompt asks for it, as the benchmark's own "

@@ -70,6 +70,8 @@ class HFBackend:
             path, local_files_only=True, dtype=torch.bfloat16 if bf16 else torch.float32
         )
         self.model.to(self.device).eval()
+        self.parameter_count = sum(p.numel() for p in self.model.parameters())
+        """Parameters of the loaded model, recorded by the generate job (the leaderboard's model size)."""
         if prompt_mode == "chat" and not self.tokenizer.chat_template:
             raise RptError(f"HF backend: {path} has no chat template; use prompt mode 'raw' for this model")
         self.prompt_mode = prompt_mode

@@ -7,9 +7,14 @@ leaves the job undone and a re-run repairs it; the sync is `tracking_sync.sync_s
 
 The readers below take a plan and a store rather than a job context, so `rpt-transfer report` can
 re-render a report from whatever score jobs are finished, with the same numbers the job would give.
+
+The report folder also holds `pairs.json` (`analysis.leaderboard_pairs`): per pair, where each model's
+weights came from and the settings fingerprint, which the leaderboard keys its rows by. Once the report is
+committed the leaderboard is rebuilt from every report in the store (`rebuild_leaderboard`).
 """
 
 import json
+import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,9 +24,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from rpt_transfer.analysis import PairInfo, write_report
+from rpt_transfer.analysis import PairInfo, ReportResult, write_report
 from rpt_transfer.analysis.comparability import OWN_SAMPLING
+from rpt_transfer.analysis.leaderboard_pairs import PAIRS_FILE, ModelSource, PairsFile, pairs_file
 from rpt_transfer.jobs.context import JobContext
+from rpt_transfer.jobs.generate import PARAMETERS_NOTE
 from rpt_transfer.jobs.models import model_source
 from rpt_transfer.jobs.rows import SCORE_SCHEMA, from_parquet
 from rpt_transfer.model_defaults import FIELDS as MODEL_FIELDS
@@ -177,6 +184,88 @@ def pairs(ctx: JobContext) -> list[PairInfo]:
     return study_pairs(ctx.job)
 
 
+def model_sources(plan: Plan, store: Store, score_jobs: Sequence[Job]) -> dict[str, ModelSource]:
+    """Per model name: where its weights came from, and its parameter count where a generate job counted it.
+
+    The count is a runtime note of the generate manifests (`generate.PARAMETERS_NOTE`, HF backend only);
+    the first shard of a model that has it is enough, since every shard loaded the same weights.
+    """
+    found: dict[str, ModelSource] = {}
+    for job in (plan.job(score.deps[0]) for score in score_jobs):
+        name = job.context["model"]
+        if name in found and found[name].parameters is not None:
+            continue
+        manifest = store.manifest(job.key)
+        counted = manifest.runtime.get(PARAMETERS_NOTE) if manifest is not None else None
+        source = model_source(job.inputs["model"], plan)
+        found[name] = ModelSource(
+            name=name,
+            source=source["model_source"],
+            revision=source["revision"],
+            parameters=int(counted) if counted else None,
+        )
+    return found
+
+
+def report_pairs(plan: Plan, store: Store, aggregate: Job, score_jobs: Sequence[Job]) -> PairsFile:
+    """The report's `pairs.json`: each pair's model sources and settings fingerprint."""
+    return pairs_file(
+        plan.study,
+        study_pairs(aggregate),
+        model_sources(plan, store, score_jobs),
+        evaluation_settings(plan, score_jobs),
+    )
+
+
+def rebuild_leaderboard(ctx: JobContext) -> None:
+    """Rebuild the leaderboard from every report in the store, and log it where tracking is on.
+
+    Called after the study's report is committed. The leaderboard is a view over all studies: a problem
+    there (another study's unreadable report, MLflow down) must neither fail this job nor undo its report,
+    since the job would then run again for nothing. So any error is one warning line on stderr, and
+    `rpt-transfer leaderboard` rebuilds it later.
+    """
+    from rpt_transfer.analysis.leaderboard import build_leaderboard, log_leaderboard
+
+    try:
+        built = build_leaderboard(ctx.store)
+        if ctx.tracker is not None:
+            log_leaderboard(ctx.tracker, ctx.store, built)
+    except Exception as error:  # any error: see the docstring, the committed report must stand
+        print(
+            f"warning: leaderboard not rebuilt ({type(error).__name__}: {error}); the report of "
+            f"{ctx.plan.study} is committed; run `rpt-transfer leaderboard` to rebuild it",
+            file=sys.stderr,
+            flush=True,
+        )
+
+
+def write_report_folder(
+    out: Path,
+    *,
+    study: str,
+    scores: pd.DataFrame,
+    pairs: Sequence[PairInfo],
+    provenance: dict[str, Any],
+    settings: dict[tuple[str, str], dict[str, Any]],
+    kind: str,
+    described: PairsFile,
+) -> ReportResult:
+    """The report folder as the job commits it: `write_report`'s files, `metrics.json` and `pairs.json`."""
+    result = write_report(
+        study=study,
+        scores=scores,
+        pairs=pairs,
+        provenance=provenance,
+        out_dir=out,
+        settings=settings,
+        kind=kind,
+    )
+    (out / REPORT_METRICS).write_text(json.dumps(result.metrics, sort_keys=True), encoding="utf-8")
+    (out / PAIRS_FILE).write_text(described.to_json(), encoding="utf-8")
+    return result
+
+
 def run(ctx: JobContext) -> Manifest:
     """Write the report, mirror it to MLflow, then commit it to the store."""
     study = ctx.plan.study
@@ -184,16 +273,16 @@ def run(ctx: JobContext) -> Manifest:
     ctx.progress.start(3, f"aggregate {study}")
     with tempfile.TemporaryDirectory(prefix="rpt-report-") as tmp:
         out = Path(tmp)
-        result = write_report(
+        write_report_folder(
+            out,
             study=study,
             scores=frame,
             pairs=pairs(ctx),
             provenance=provenance(ctx),
-            out_dir=out,
             settings=evaluation_settings(ctx.plan, ctx.dep_jobs()),
             kind=ctx.job.context.get("kind", "observational"),
+            described=report_pairs(ctx.plan, ctx.store, ctx.job, ctx.dep_jobs()),
         )
-        (out / REPORT_METRICS).write_text(json.dumps(result.metrics, sort_keys=True), encoding="utf-8")
         ctx.progress.advance()
         tracker = ctx.tracker
         if tracker is not None:
@@ -205,4 +294,5 @@ def run(ctx: JobContext) -> Manifest:
             writer.put_dir(out)
             manifest = writer.commit()
         ctx.progress.advance()
+    rebuild_leaderboard(ctx)
     return manifest

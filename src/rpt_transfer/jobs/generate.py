@@ -13,6 +13,8 @@ from rpt_transfer.plan import engine_options, group_key
 from rpt_transfer.store import Manifest
 
 PART = "part-00000.parquet"
+PARAMETERS_NOTE = "model.parameters"
+"""Runtime note of a generate manifest: the parameter count of the weights the backend loaded itself (HF)."""
 
 
 def benchmark_for(identity: dict) -> BenchmarkSpec:
@@ -112,6 +114,9 @@ def reproducibility(backend: GenerationBackend, params: SamplingParams) -> dict[
     sampling = effective(params) if callable(effective) else params.model_dump(mode="json")
     runtime["sampling"] = canonical_json(sampling)
     runtime["sample_seeds"] = "sample_seed(item_seed(sampling.seed, item_id), sample_index)"
+    parameters = getattr(backend, "parameter_count", None)  # only a backend that loaded the weights knows
+    if parameters is not None:
+        runtime[PARAMETERS_NOTE] = str(parameters)
     return runtime
 
 

@@ -6,8 +6,8 @@ whose newest object is older than a minimum age. The age is what keeps a slow at
 writing safe: it writes its objects shortly before its commit, and a commit whose objects were removed
 anyway finds them missing and commits nothing.
 
-What counts as garbage, under ``checkpoints/``, ``generations/``, ``scores/``, ``reports/`` and
-``training/``:
+What counts as garbage, under ``checkpoints/``, ``generations/``, ``scores/``, ``reports/``,
+``training/``, ``leaderboard/`` and ``discovery/`` (its ``runs/<run>/`` folders):
 
 - an attempt folder (``<prefix>/attempt-.../``) that the manifest at ``<prefix>`` does not name, or that
   has no manifest at all; its age is that of its newest object;
@@ -29,7 +29,7 @@ from rpt_transfer.errors import ManifestError, RptError
 from rpt_transfer.manifest import MANIFEST_NAME, Manifest, is_attempt
 from rpt_transfer.store.base import Store, StoredObject
 
-JOB_ROOTS = ("checkpoints", "generations", "scores", "reports", "training")
+JOB_ROOTS = ("checkpoints", "generations", "scores", "reports", "training", "leaderboard", "discovery")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhd]?)")
 
