@@ -49,6 +49,8 @@ def test_first_run_writes_report_and_points_at_it(finished_study) -> None:
     reports = list((store / "reports" / "mini").glob("*/attempt-*/report.html"))
     assert len(reports) == 1
     assert f"report: {reports[0]}" in result.stdout
+    (board,) = (store / "leaderboard").glob("*/attempt-*/leaderboard.html")  # rebuilt by the aggregate job
+    assert f"leaderboard: {board} (every finished study in the store)" in result.stdout
     assert f"mlflow ui --backend-store-uri sqlite:///{store}/mlflow.db" in result.stdout
     accuracy = pd.read_csv(reports[0].parent / "accuracy.csv")
     assert sorted(accuracy["model"].unique()) == ["base", "rpt"]

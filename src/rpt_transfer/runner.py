@@ -370,6 +370,12 @@ def _pointers(plan: Plan, store: Store, failed: bool) -> list[str]:
         )
     if store.is_done(aggregate.key):
         lines.append(f"report: {store.object_location(aggregate.key, 'report.html')}")
+        from rpt_transfer.analysis.leaderboard import latest_leaderboard  # pandas: only after a report
+
+        board = latest_leaderboard(store)
+        if board is not None:
+            where = store.object_location(board, "leaderboard.html")
+            lines.append(f"leaderboard: {where} (every finished study in the store)")
     if plan.tracking_uri is not None:
         if plan.tracking_uri.startswith("sqlite:"):
             lines.append(
