@@ -41,7 +41,7 @@ class ModelSource(_Frozen):
     revision: str
     """The Hub commit, the id of the job that made the weights, or `(store checkpoint)`."""
     parameters: int | None = None
-    """Parameter count, where a generate job loaded the weights itself (HF backend); else unknown."""
+    """Parameter count, where a generate job had the weights (HF or vLLM backend); else unknown."""
 
     @property
     def key(self) -> str:

@@ -35,6 +35,7 @@ from rpt_transfer.generation.base import (
     sample_seed,
 )
 from rpt_transfer.generation.prompting import prompt_token_ids, render_prompt
+from rpt_transfer.generation.weights import safetensors_parameters
 
 DTYPES = ("auto", "bfloat16", "float16", "float32")
 BATCH_INVARIANT = "VLLM_BATCH_INVARIANT"
@@ -126,6 +127,8 @@ class VLLMBackend:
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise RptError(f"vLLM backend: the engine refused to start: {first}") from err
         self.prompt_mode: PromptMode = prompt_mode
+        self.parameter_count = safetensors_parameters(path)
+        """Parameters of the checkpoint vLLM serves (its safetensors headers), for the leaderboard's size."""
         model_config = self._llm.model_config
         effective_len = model_config.max_model_len
         self.max_model_len = effective_len if isinstance(effective_len, int) else (max_model_len or positions)

@@ -187,8 +187,9 @@ def pairs(ctx: JobContext) -> list[PairInfo]:
 def model_sources(plan: Plan, store: Store, score_jobs: Sequence[Job]) -> dict[str, ModelSource]:
     """Per model name: where its weights came from, and its parameter count where a generate job counted it.
 
-    The count is a runtime note of the generate manifests (`generate.PARAMETERS_NOTE`, HF backend only);
-    the first shard of a model that has it is enough, since every shard loaded the same weights.
+    The count is a runtime note of the generate manifests (`generate.PARAMETERS_NOTE`: the HF and vLLM
+    backends, not a server); the first shard of a model that has it is enough, since every shard loaded the
+    same weights.
     """
     found: dict[str, ModelSource] = {}
     for job in (plan.job(score.deps[0]) for score in score_jobs):

@@ -114,7 +114,7 @@ def reproducibility(backend: GenerationBackend, params: SamplingParams) -> dict[
     sampling = effective(params) if callable(effective) else params.model_dump(mode="json")
     runtime["sampling"] = canonical_json(sampling)
     runtime["sample_seeds"] = "sample_seed(item_seed(sampling.seed, item_id), sample_index)"
-    parameters = getattr(backend, "parameter_count", None)  # only a backend that loaded the weights knows
+    parameters = getattr(backend, "parameter_count", None)  # hf and vllm have the weights; a server does not
     if parameters is not None:
         runtime[PARAMETERS_NOTE] = str(parameters)
     return runtime
