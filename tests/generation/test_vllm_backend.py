@@ -21,6 +21,7 @@ from rpt_transfer.generation.base import sample_seed
 from rpt_transfer.generation.hf import HFBackend
 from rpt_transfer.generation.vllm import VLLMBackend
 from rpt_transfer.generation.vllm_surface import load_snapshot
+from rpt_transfer.generation.weights import safetensors_parameters
 from tiny_generation import MAX_POSITIONS, ask, train_arith_model
 from tiny_generation import REQUESTS as ALL_REQUESTS
 
@@ -397,3 +398,12 @@ def test_engine_refusals_become_one_line_errors(vllm: ModuleType, model_dir: Pat
     config["rope_parameters"] = {"rope_theta": 10000.0, "rope_type": "linear", "factor": 2.0}
     (scaled / "config.json").write_text(json.dumps(config))
     one_line_error(lambda: VLLMBackend(scaled, "raw", max_model_len=100), "engine refused to start", "(100)")
+
+
+def test_the_parameter_count_comes_from_the_checkpoint_and_equals_what_hf_loaded(
+    raw: VLLMBackend, hf: dict[str, HFBackend], tmp_path: Path
+) -> None:
+    """vLLM's weights live in its engine workers, so the leaderboard's size is read from the safetensors
+    headers of the folder vLLM loads; it must equal the parameters the HF backend counts after loading it."""
+    assert raw.parameter_count == hf["raw"].parameter_count > 0
+    assert safetensors_parameters(tmp_path) is None  # no weights there: unknown, never a guess
