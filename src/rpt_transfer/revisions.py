@@ -105,7 +105,7 @@ class Resolver:
                     f"(or it is private: set HF_TOKEN); {pin}"
                 ) from None
             except HfHubHTTPError as err:
-                status, wait = _status_and_wait(err)
+                status, wait = http_status(err), retry_wait(err, attempt)
                 if attempt == 1 and status in _RETRIED and wait <= MAX_WAIT_S:
                     time.sleep(wait)
                     continue
@@ -115,8 +115,8 @@ class Resolver:
                         f"{wait:g} s); set HF_TOKEN for a larger quota, try again later, or {pin}"
                     ) from None
                 raise RptError(f"{head} and the Hub at {endpoint} answered {status} for it; {pin}") from None
-            except _transport_errors() as err:
-                self._down = f"the Hub at {endpoint} cannot be reached to resolve it ({_short(err)})"
+            except transport_errors() as err:
+                self._down = f"the Hub at {endpoint} cannot be reached to resolve it ({short_error(err)})"
                 raise HubUnavailable(f"{head} and {self._down}; {pin}") from None
             if not is_commit(sha):
                 raise RptError(f"{head} and the Hub at {endpoint} gave no commit for it (sha {sha!r}); {pin}")
@@ -124,19 +124,30 @@ class Resolver:
         raise AssertionError("unreachable: the second attempt returns or raises")
 
 
-def _status_and_wait(err: Exception) -> tuple[int, float]:
-    """HTTP status of a Hub error and the seconds it asks to wait (Retry-After, RateLimit t=; else 1)."""
+def http_status(err: BaseException) -> int:
+    """HTTP status of a Hub client error; 0 when there was no response."""
     response = getattr(err, "response", None)
-    status = int(getattr(response, "status_code", 0) or 0)
-    headers = getattr(response, "headers", None) or {}
-    retry_after = str(headers.get("Retry-After") or "")
-    limit = re.search(r"\bt=(\d+)", str(headers.get("RateLimit") or ""))
+    return int(getattr(response, "status_code", 0) or 0)
+
+
+def retry_wait(err: BaseException, attempt: int) -> float:
+    """Seconds to wait before the next try: Retry-After, else RateLimit's `t` when `r=0`, else 1, 2, 4, ...
+
+    One rule for every Hub call we retry ourselves (huggingface_hub retries listings, not `model_info`).
+    """
+    from huggingface_hub.utils import parse_ratelimit_headers
+
+    headers: Mapping[str, str] = getattr(getattr(err, "response", None), "headers", None) or {}
+    retry_after = str(headers.get("Retry-After") or "").strip()
     if retry_after.isdigit():
-        return status, float(retry_after)
-    return status, float(limit.group(1)) if limit else 1.0
+        return float(retry_after)
+    limit = parse_ratelimit_headers(headers)
+    if limit is not None and limit.remaining == 0:
+        return float(limit.reset_in_seconds)
+    return float(min(2 ** (attempt - 1), 30))
 
 
-def _transport_errors() -> tuple[type[BaseException], ...]:
+def transport_errors() -> tuple[type[BaseException], ...]:
     """Connection and timeout errors of the HTTP library the installed huggingface_hub uses."""
     errors: list[type[BaseException]] = [OSError]  # requests' errors, socket errors, OfflineModeIsEnabled
     for module in ("httpx2", "httpx"):
@@ -147,7 +158,8 @@ def _transport_errors() -> tuple[type[BaseException], ...]:
     return tuple(errors)
 
 
-def _short(err: BaseException) -> str:
+def short_error(err: BaseException) -> str:
+    """The error's type and first 160 characters on one line, for one-line messages."""
     text = " ".join(str(err).split())
     return f"{type(err).__name__}: {text[:160]}" if text else type(err).__name__
 

@@ -14,7 +14,8 @@ import pandas as pd
 
 from rpt_transfer.analysis.domains import ALL_PAIRS
 from rpt_transfer.analysis.effect_figures import seen_unseen_chart
-from rpt_transfer.analysis.report import display_table, headline_text, template_environment
+from rpt_transfer.analysis.headline import headline_text
+from rpt_transfer.analysis.report import display_table, template_environment
 from rpt_transfer.analysis.study import Analysis
 from rpt_transfer.analysis.tables import SEEN, UNSEEN
 

@@ -117,11 +117,14 @@ def build_leaderboard(store: Store, *, sizes: Mapping[str, int] | None = None) -
 
 def log_leaderboard(tracker: Tracker, store: Store, built: Built) -> str:
     """Mirror a committed build into the `leaderboard` MLflow run (idempotent); return the run id."""
-    from rpt_transfer.analysis.leaderboard_mlflow import log_files
+    from rpt_transfer.analysis.leaderboard_mlflow import holds, leaderboard_run, log_files
 
+    run = leaderboard_run(tracker)
+    if holds(tracker, run, built.digest):  # every aggregate job logs: download only a build it lacks
+        return log_files(tracker, run, None, built.digest, built.metrics)
     with tempfile.TemporaryDirectory(prefix="rpt-leaderboard-") as tmp:
         folder = store.download(built.prefix, Path(tmp))
-        return log_files(tracker, folder, built.digest, built.metrics)
+        return log_files(tracker, run, folder, built.digest, built.metrics)
 
 
 def latest_leaderboard(store: Store) -> str | None:

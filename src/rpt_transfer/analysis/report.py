@@ -22,7 +22,6 @@ from rpt_transfer.analysis.comparability import Settings
 from rpt_transfer.analysis.effect_figures import forest_plot, seen_unseen_chart
 from rpt_transfer.analysis.figures import accuracy_heatmap, delta_heatmap, matrix_heatmap
 from rpt_transfer.analysis.headline import headline_label, headline_rows
-from rpt_transfer.analysis.headline import headline_text as headline_text  # compare.py imports it from here
 from rpt_transfer.analysis.policies import flagged
 from rpt_transfer.analysis.report_notes import ANSWER_NOTE, EXCLUDED_INTRO, NOTES, POLICY_INTRO
 from rpt_transfer.analysis.study import Analysis, analyse

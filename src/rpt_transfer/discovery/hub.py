@@ -13,13 +13,20 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 from rpt_transfer.errors import RptError, TransientError
-from rpt_transfer.revisions import hub_endpoint, hub_offline
+from rpt_transfer.revisions import (
+    http_status,
+    hub_endpoint,
+    hub_offline,
+    retry_wait,
+    short_error,
+    transport_errors,
+)
 
 if TYPE_CHECKING:
     from huggingface_hub.hf_api import ModelInfo
@@ -105,7 +112,7 @@ class Hub:
         except RevisionNotFoundError:
             raise LookupError(f"base {hub_id} has no branch, tag or commit {revision!r}") from None
         except RepositoryNotFoundError as err:
-            if self.token_variable and _status(err) in (401, 403):
+            if self.token_variable and http_status(err) in (401, 403):
                 raise self.failure(err, what) from None
             raise LookupError(f"base {hub_id} is not a model on the Hub at {self.endpoint}") from None
         except HfHubHTTPError as err:
@@ -121,7 +128,7 @@ class Hub:
                 filter=f"base_model:{base}", sort="created_at", expand=list(LIST_EXPAND)
             ):
                 yield _model(info)
-        except (HfHubHTTPError, *_transport_errors()) as err:
+        except (HfHubHTTPError, *transport_errors()) as err:
             raise self.failure(err, f"listing the models whose card names {base}") from None
 
     def info(self, model_id: str) -> Model:
@@ -136,7 +143,7 @@ class Hub:
         except DisabledRepoError:
             raise Unusable("disabled on the Hub (access to it is disabled)") from None
         except RepositoryNotFoundError as err:
-            if self.token_variable and _status(err) == 403:
+            if self.token_variable and http_status(err) == 403:
                 raise self.failure(err, what) from None
             raise Unusable("gone: the Hub no longer has it (deleted, renamed or made private)") from None
         except HfHubHTTPError as err:
@@ -176,7 +183,7 @@ class Hub:
                 raise Unusable(
                     f"broken: {what} cannot be read (repo or commit gone)", retryable=True
                 ) from None
-            except (HfHubHTTPError, *_transport_errors()) as err:
+            except (HfHubHTTPError, *transport_errors()) as err:
                 raise self.failure(err, what) from None
             return Path(path).read_text(encoding="utf-8", errors="replace")
 
@@ -188,14 +195,14 @@ class Hub:
             try:
                 return call()
             except HfHubHTTPError as err:
-                status = _status(err)
+                status = http_status(err)
                 if status not in RETRIED:
                     raise
-                wait = _wait(err, attempt)
+                wait = retry_wait(err, attempt)
                 if attempt == TRIES or wait > MAX_WAIT_S:
                     raise self.failure(err, what, tries=attempt) from None
                 self._sleep(wait)
-            except _transport_errors() as err:
+            except transport_errors() as err:
                 raise self.failure(err, what) from None
         raise AssertionError("unreachable: the last attempt returns or raises")
 
@@ -207,8 +214,8 @@ class Hub:
         if isinstance(err, OfflineModeIsEnabled):
             return RptError(f"{what}: HF_HUB_OFFLINE is set, but discovery needs {hub}; unset it")
         if not isinstance(err, HfHubHTTPError):
-            return RptError(f"cannot reach {hub} ({_endpoint_note()}) for {what}: {_short(err)}")
-        status = _status(err)
+            return RptError(f"cannot reach {hub} ({_endpoint_note()}) for {what}: {short_error(err)}")
+        status = http_status(err)
         after = f" after {tries} tries" if tries else ""
         if status in (401, 403) and self.token_variable:
             return RptError(
@@ -217,12 +224,12 @@ class Hub:
             )
         if status == 429:
             return TransientError(
-                f"{hub} rate-limited {what} (429){after}, asking to wait {_wait(err, 1):g} s; "
+                f"{hub} rate-limited {what} (429){after}, asking to wait {retry_wait(err, 1):g} s; "
                 "set HF_TOKEN for a larger quota, or run again later"
             )
         if status in RETRIED:
             return TransientError(f"{hub} answered {status} for {what}{after}; run again later")
-        return RptError(f"{hub} answered {status} for {what}: {_short(err)}")
+        return RptError(f"{hub} answered {status} for {what}: {short_error(err)}")
 
 
 def _model(info: ModelInfo) -> Model:
@@ -242,40 +249,9 @@ def _model(info: ModelInfo) -> Model:
     )
 
 
-def _status(err: BaseException) -> int:
-    response = getattr(err, "response", None)
-    return int(getattr(response, "status_code", 0) or 0)
-
-
-def _wait(err: BaseException, attempt: int) -> float:
-    """Seconds to wait before the next try: Retry-After, else RateLimit's `t` when `r=0`, else 1, 2, 4, ..."""
-    from huggingface_hub.utils import parse_ratelimit_headers
-
-    headers: Mapping[str, str] = getattr(getattr(err, "response", None), "headers", None) or {}
-    retry_after = str(headers.get("Retry-After") or "").strip()
-    if retry_after.isdigit():
-        return float(retry_after)
-    limit = parse_ratelimit_headers(headers)
-    if limit is not None and limit.remaining == 0:
-        return float(limit.reset_in_seconds)
-    return float(min(2 ** (attempt - 1), 30))
-
-
 def _endpoint_note() -> str:
     value = os.environ.get("HF_ENDPOINT")
     return f"HF_ENDPOINT={value}" if value else "HF_ENDPOINT unset, so huggingface.co"
-
-
-def _transport_errors() -> tuple[type[BaseException], ...]:
-    """Connection and timeout errors: the HTTP library's, and OSError (offline mode, sockets)."""
-    from rpt_transfer.revisions import _transport_errors as errors
-
-    return errors()
-
-
-def _short(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return f"{type(err).__name__}: {text[:200]}" if text else type(err).__name__
 
 
 __all__ = ["Hub", "Model", "Unusable"]

@@ -188,13 +188,13 @@ def model_sources(plan: Plan, store: Store, score_jobs: Sequence[Job]) -> dict[s
     """Per model name: where its weights came from, and its parameter count where a generate job counted it.
 
     The count is a runtime note of the generate manifests (`generate.PARAMETERS_NOTE`: the HF and vLLM
-    backends, not a server); the first shard of a model that has it is enough, since every shard loaded the
-    same weights.
+    backends, not a server). One manifest per model: every shard of it loaded the same weights with the
+    same backend, so its first shard says what all would.
     """
     found: dict[str, ModelSource] = {}
     for job in (plan.job(score.deps[0]) for score in score_jobs):
         name = job.context["model"]
-        if name in found and found[name].parameters is not None:
+        if name in found:
             continue
         manifest = store.manifest(job.key)
         counted = manifest.runtime.get(PARAMETERS_NOTE) if manifest is not None else None
